@@ -1,0 +1,239 @@
+//! The App Mesh control-plane API (version 2019-01-25) on the AWS restJson1 protocol:
+//! the routes, the shared state, and the response headers every answer carries.
+
+mod error;
+mod pagination;
+mod render;
+mod request;
+mod resources;
+mod tags;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+
+use crate::model::ResourceKind;
+use crate::store::Store;
+
+pub use error::{ApiError, ErrorType};
+pub use render::Account;
+use request::Query;
+use resources::Scope;
+
+/// What every handler shares: the store and the account meshd answers as.
+#[derive(Clone)]
+pub struct App {
+    /// The resource store.
+    pub store: Arc<Store>,
+    /// Region and account id, for ARNs and owners.
+    pub account: Arc<Account>,
+}
+
+/// The collection segment of a resource kind that lives directly in a mesh.
+fn mesh_collection(segment: &str) -> Result<ResourceKind, ApiError> {
+    match segment {
+        "virtualNodes" => Ok(ResourceKind::VirtualNode),
+        "virtualRouters" => Ok(ResourceKind::VirtualRouter),
+        "virtualServices" => Ok(ResourceKind::VirtualService),
+        "virtualGateways" => Ok(ResourceKind::VirtualGateway),
+        _ => Err(unknown_operation()),
+    }
+}
+
+fn unknown_operation() -> ApiError {
+    ApiError::new(ErrorType::UnknownOperation, "no App Mesh operation has this method and path")
+}
+
+fn scope(kind: ResourceKind, mesh: String, parent: String) -> Scope {
+    Scope { kind, mesh, parent }
+}
+
+async fn mesh_collection_ops(
+    State(app): State<App>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let scope = scope(ResourceKind::Mesh, String::new(), String::new());
+    let result = match method {
+        Method::PUT => resources::create(&app, scope, &query, &body),
+        _ => resources::list(&app, scope, &query),
+    };
+    result.into_response()
+}
+
+async fn mesh_item_ops(
+    State(app): State<App>,
+    method: Method,
+    Path(mesh): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    item(&app, method, scope(ResourceKind::Mesh, mesh.clone(), String::new()), &mesh, &query, &body)
+}
+
+async fn child_collection_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, segment)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let kind = match mesh_collection(&segment) {
+        Ok(kind) => kind,
+        Err(err) => return err.into_response(),
+    };
+    collection(&app, method, scope(kind, mesh, String::new()), &query, &body)
+}
+
+async fn child_item_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, segment, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let kind = match mesh_collection(&segment) {
+        Ok(kind) => kind,
+        Err(err) => return err.into_response(),
+    };
+    item(&app, method, scope(kind, mesh, String::new()), &name, &query, &body)
+}
+
+async fn route_collection_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, router)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    collection(&app, method, scope(ResourceKind::Route, mesh, router), &query, &body)
+}
+
+async fn route_item_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, router, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    item(&app, method, scope(ResourceKind::Route, mesh, router), &name, &query, &body)
+}
+
+async fn gateway_route_collection_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, gateway)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    collection(&app, method, scope(ResourceKind::GatewayRoute, mesh, gateway), &query, &body)
+}
+
+async fn gateway_route_item_ops(
+    State(app): State<App>,
+    method: Method,
+    Path((mesh, gateway, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let query = Query::parse(raw.as_deref());
+    item(&app, method, scope(ResourceKind::GatewayRoute, mesh, gateway), &name, &query, &body)
+}
+
+fn collection(app: &App, method: Method, scope: Scope, query: &Query, body: &[u8]) -> Response {
+    match method {
+        Method::PUT => resources::create(app, scope, query, body).into_response(),
+        Method::GET => resources::list(app, scope, query).into_response(),
+        _ => unknown_operation().into_response(),
+    }
+}
+
+fn item(app: &App, method: Method, scope: Scope, name: &str, query: &Query, body: &[u8]) -> Response {
+    match method {
+        Method::GET => resources::describe(app, scope, name, query).into_response(),
+        Method::PUT => resources::update(app, scope, name, query, body).into_response(),
+        Method::DELETE => resources::delete(app, scope, name, query).into_response(),
+        _ => unknown_operation().into_response(),
+    }
+}
+
+async fn tag_ops(State(app): State<App>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    tags::tag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+}
+
+async fn untag_ops(State(app): State<App>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    tags::untag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+}
+
+async fn list_tags_ops(State(app): State<App>, RawQuery(raw): RawQuery) -> Response {
+    tags::list(&app, &Query::parse(raw.as_deref())).into_response()
+}
+
+async fn fallback() -> Response {
+    unknown_operation().into_response()
+}
+
+/// Gives every response an `x-amzn-RequestId`, as AWS services do.
+async fn request_id(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// The API's HTTP routes over `app`.
+pub fn router(app: App) -> Router {
+    let any_item = get(mesh_item_ops).put(mesh_item_ops).delete(mesh_item_ops);
+    Router::new()
+        .route("/v20190125/meshes", get(mesh_collection_ops).put(mesh_collection_ops))
+        .route("/v20190125/meshes/{mesh}", any_item)
+        .route(
+            "/v20190125/meshes/{mesh}/{collection}",
+            get(child_collection_ops).put(child_collection_ops),
+        )
+        .route(
+            "/v20190125/meshes/{mesh}/{collection}/{name}",
+            get(child_item_ops).put(child_item_ops).delete(child_item_ops),
+        )
+        .route(
+            "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes",
+            get(route_collection_ops).put(route_collection_ops),
+        )
+        .route(
+            "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes/{name}",
+            get(route_item_ops).put(route_item_ops).delete(route_item_ops),
+        )
+        .route(
+            "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes",
+            get(gateway_route_collection_ops).put(gateway_route_collection_ops),
+        )
+        .route(
+            "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes/{name}",
+            get(gateway_route_item_ops)
+                .put(gateway_route_item_ops)
+                .delete(gateway_route_item_ops),
+        )
+        .route("/v20190125/tag", put(tag_ops))
+        .route("/v20190125/untag", put(untag_ops))
+        .route("/v20190125/tags", get(list_tags_ops))
+        .fallback(fallback)
+        .method_not_allowed_fallback(fallback)
+        .layer(middleware::from_fn(request_id))
+        .with_state(app)
+}

@@ -1,0 +1,9 @@
+//! meshd: a self-hosted, AWS App Mesh-compatible control plane for Envoy.
+//!
+//! See ARCHITECTURE.md for how the modules fit together.
+
+pub mod api;
+pub mod cli;
+pub mod model;
+pub mod server;
+pub mod store;

@@ -1,0 +1,161 @@
+//! An immutable view of the whole store at one revision. Cloning is cheap (persistent
+//! maps share structure), so every reader holds its own consistent snapshot.
+
+use std::sync::Arc;
+
+use imbl::{OrdMap, Vector};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Resource, ResourceKey, ResourceKind};
+
+/// How many client tokens are remembered; the oldest are forgotten first.
+pub const MAX_REMEMBERED_TOKENS: usize = 100_000;
+
+/// What a client token was used for, so that a retry gets the first answer back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// A digest of the operation, target and body of the request that used the token.
+    pub fingerprint: String,
+    /// The resource as the first request returned it.
+    pub result: Arc<Resource>,
+}
+
+/// The store's content at one revision.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub(super) revision: u64,
+    pub(super) resources: OrdMap<ResourceKey, Arc<Resource>>,
+    pub(super) tokens: OrdMap<String, IdempotencyRecord>,
+    pub(super) token_order: Vector<String>,
+}
+
+/// A resource that differs between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Present now, absent before.
+    Created(ResourceKey),
+    /// Present in both, different now.
+    Updated(ResourceKey),
+    /// Present before, absent now.
+    Deleted(ResourceKey),
+}
+
+impl Change {
+    /// The resource that changed.
+    pub fn key(&self) -> &ResourceKey {
+        match self {
+            Change::Created(key) | Change::Updated(key) | Change::Deleted(key) => key,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The revision: 0 for an empty store, one more for every committed write.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The resource stored under `key`.
+    pub fn get(&self, key: &ResourceKey) -> Option<&Arc<Resource>> {
+        self.resources.get(key)
+    }
+
+    /// Every resource, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.resources.values()
+    }
+
+    /// How many resources the store holds.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether the store holds no resource at all.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// Every mesh, by name.
+    pub fn meshes(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        let mut next = self.resources.get_next(&ResourceKey::mesh(""));
+        std::iter::from_fn(move || {
+            let (key, resource) = next?;
+            // The smallest mesh name after `key.mesh` is `key.mesh` + NUL; a mesh's own key
+            // sorts before all of its children, so the next entry there is the next mesh.
+            next = self.resources.get_next(&ResourceKey::mesh(format!("{}\0", key.mesh)));
+            Some(resource)
+        })
+        .filter(|resource| resource.key.kind == ResourceKind::Mesh)
+    }
+
+    /// The resources of `kind` in `mesh` (under `parent` for routes and gateway routes;
+    /// empty otherwise), by name, starting after the name `after`.
+    pub fn list<'a>(
+        &'a self,
+        mesh: &'a str,
+        kind: ResourceKind,
+        parent: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
+        let start = ResourceKey::child(kind, mesh, parent, after.unwrap_or(""));
+        self.resources
+            .range(start..)
+            .take_while(move |(key, _)| key.mesh == mesh && key.kind == kind && key.parent == parent)
+            .filter(move |(key, _)| after.is_none_or(|after| key.name.as_str() > after))
+            .map(|(_, resource)| resource)
+    }
+
+    /// How many resources of `kind` live in `mesh` (under `parent`).
+    pub fn count(&self, mesh: &str, kind: ResourceKind, parent: &str) -> usize {
+        self.list(mesh, kind, parent, None).count()
+    }
+
+    /// Every resource inside `mesh`, the mesh itself excepted.
+    pub fn mesh_contents<'a>(&'a self, mesh: &'a str) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
+        let start = ResourceKey::in_mesh(ResourceKind::VirtualNode, mesh, "");
+        self.resources
+            .range(start..)
+            .take_while(move |(key, _)| key.mesh == mesh)
+            .map(|(_, resource)| resource)
+    }
+
+    /// The record of client token `token`, if it was used recently.
+    pub fn token(&self, token: &str) -> Option<&IdempotencyRecord> {
+        self.tokens.get(token)
+    }
+
+    /// What changed from `older` to this snapshot, in key order. Cheap when little
+    /// changed: unchanged subtrees shared by both snapshots are skipped.
+    pub fn changes_since(&self, older: &Snapshot) -> Vec<Change> {
+        older
+            .resources
+            .diff(&self.resources)
+            .filter_map(|item| match item {
+                imbl::ordmap::DiffItem::Add(key, _) => Some(Change::Created(key.clone())),
+                imbl::ordmap::DiffItem::Remove(key, _) => Some(Change::Deleted(key.clone())),
+                imbl::ordmap::DiffItem::Update { old, new } => {
+                    (!Arc::ptr_eq(old.1, new.1)).then(|| Change::Updated(new.0.clone()))
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn put(&mut self, resource: Arc<Resource>) {
+        self.resources.insert(resource.key.clone(), resource);
+    }
+
+    pub(super) fn remove(&mut self, key: &ResourceKey) {
+        self.resources.remove(key);
+    }
+
+    pub(super) fn remember_token(&mut self, token: String, record: IdempotencyRecord) {
+        if self.tokens.insert(token.clone(), record).is_none() {
+            self.token_order.push_back(token);
+        }
+        while self.token_order.len() > MAX_REMEMBERED_TOKENS {
+            if let Some(oldest) = self.token_order.pop_front() {
+                self.tokens.remove(&oldest);
+            }
+        }
+    }
+}
