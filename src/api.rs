@@ -47,7 +47,10 @@ fn mesh_collection(segment: &str) -> Result<ResourceKind, ApiError> {
 }
 
 fn unknown_operation() -> ApiError {
-    ApiError::new(ErrorType::UnknownOperation, "no App Mesh operation has this method and path")
+    ApiError::new(
+        ErrorType::UnknownOperation,
+        "no App Mesh operation has this method and path",
+    )
 }
 
 fn scope(kind: ResourceKind, mesh: String, parent: String) -> Scope {
@@ -77,7 +80,14 @@ async fn mesh_item_ops(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(raw.as_deref());
-    item(&app, method, scope(ResourceKind::Mesh, mesh.clone(), String::new()), &mesh, &query, &body)
+    item(
+        &app,
+        method,
+        scope(ResourceKind::Mesh, mesh.clone(), String::new()),
+        &mesh,
+        &query,
+        &body,
+    )
 }
 
 async fn child_collection_ops(
@@ -92,7 +102,13 @@ async fn child_collection_ops(
         Ok(kind) => kind,
         Err(err) => return err.into_response(),
     };
-    collection(&app, method, scope(kind, mesh, String::new()), &query, &body)
+    collection(
+        &app,
+        method,
+        scope(kind, mesh, String::new()),
+        &query,
+        &body,
+    )
 }
 
 async fn child_item_ops(
@@ -107,7 +123,14 @@ async fn child_item_ops(
         Ok(kind) => kind,
         Err(err) => return err.into_response(),
     };
-    item(&app, method, scope(kind, mesh, String::new()), &name, &query, &body)
+    item(
+        &app,
+        method,
+        scope(kind, mesh, String::new()),
+        &name,
+        &query,
+        &body,
+    )
 }
 
 async fn route_collection_ops(
@@ -118,7 +141,13 @@ async fn route_collection_ops(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(raw.as_deref());
-    collection(&app, method, scope(ResourceKind::Route, mesh, router), &query, &body)
+    collection(
+        &app,
+        method,
+        scope(ResourceKind::Route, mesh, router),
+        &query,
+        &body,
+    )
 }
 
 async fn route_item_ops(
@@ -129,7 +158,14 @@ async fn route_item_ops(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(raw.as_deref());
-    item(&app, method, scope(ResourceKind::Route, mesh, router), &name, &query, &body)
+    item(
+        &app,
+        method,
+        scope(ResourceKind::Route, mesh, router),
+        &name,
+        &query,
+        &body,
+    )
 }
 
 async fn gateway_route_collection_ops(
@@ -140,7 +176,13 @@ async fn gateway_route_collection_ops(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(raw.as_deref());
-    collection(&app, method, scope(ResourceKind::GatewayRoute, mesh, gateway), &query, &body)
+    collection(
+        &app,
+        method,
+        scope(ResourceKind::GatewayRoute, mesh, gateway),
+        &query,
+        &body,
+    )
 }
 
 async fn gateway_route_item_ops(
@@ -151,7 +193,14 @@ async fn gateway_route_item_ops(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(raw.as_deref());
-    item(&app, method, scope(ResourceKind::GatewayRoute, mesh, gateway), &name, &query, &body)
+    item(
+        &app,
+        method,
+        scope(ResourceKind::GatewayRoute, mesh, gateway),
+        &name,
+        &query,
+        &body,
+    )
 }
 
 fn collection(app: &App, method: Method, scope: Scope, query: &Query, body: &[u8]) -> Response {
@@ -162,7 +211,14 @@ fn collection(app: &App, method: Method, scope: Scope, query: &Query, body: &[u8
     }
 }
 
-fn item(app: &App, method: Method, scope: Scope, name: &str, query: &Query, body: &[u8]) -> Response {
+fn item(
+    app: &App,
+    method: Method,
+    scope: Scope,
+    name: &str,
+    query: &Query,
+    body: &[u8],
+) -> Response {
     match method {
         Method::GET => resources::describe(app, scope, name, query).into_response(),
         Method::PUT => resources::update(app, scope, name, query, body).into_response(),
@@ -201,7 +257,10 @@ async fn request_id(request: Request, next: Next) -> Response {
 pub fn router(app: App) -> Router {
     let any_item = get(mesh_item_ops).put(mesh_item_ops).delete(mesh_item_ops);
     Router::new()
-        .route("/v20190125/meshes", get(mesh_collection_ops).put(mesh_collection_ops))
+        .route(
+            "/v20190125/meshes",
+            get(mesh_collection_ops).put(mesh_collection_ops),
+        )
         .route("/v20190125/meshes/{mesh}", any_item)
         .route(
             "/v20190125/meshes/{mesh}/{collection}",
@@ -209,7 +268,9 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/v20190125/meshes/{mesh}/{collection}/{name}",
-            get(child_item_ops).put(child_item_ops).delete(child_item_ops),
+            get(child_item_ops)
+                .put(child_item_ops)
+                .delete(child_item_ops),
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes",
@@ -217,7 +278,9 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes/{name}",
-            get(route_item_ops).put(route_item_ops).delete(route_item_ops),
+            get(route_item_ops)
+                .put(route_item_ops)
+                .delete(route_item_ops),
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes",

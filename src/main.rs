@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("MESHD_LOG").unwrap_or_else(|_| EnvFilter::new("meshd=info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("MESHD_LOG").unwrap_or_else(|_| EnvFilter::new("meshd=info")),
+        )
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -35,8 +37,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler cannot fail on unix");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler cannot fail on unix");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

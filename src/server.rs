@@ -35,13 +35,17 @@ impl RunningServer {
     /// Stops accepting requests, lets requests in flight finish, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_else(|err| Err(std::io::Error::other(err)))
+        self.task
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
     }
 
     /// Waits until the server stops by itself (it does not, unless it fails).
     pub async fn wait(self) -> std::io::Result<()> {
         let RunningServer { stop, task, .. } = self;
-        let result = task.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        let result = task
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
         drop(stop);
         result
     }
@@ -54,7 +58,10 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
 }
 
 /// Binds the listener and starts serving `store`.
-pub async fn start_with_store(config: ServerConfig, store: Arc<Store>) -> std::io::Result<RunningServer> {
+pub async fn start_with_store(
+    config: ServerConfig,
+    store: Arc<Store>,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
     let app = App {

@@ -18,7 +18,7 @@ use crate::model::{Metadata, Resource, ResourceKey, ResourceKind, Spec, Status, 
 
 pub use backend::{Backend, BackendError, Commit, MemoryBackend};
 pub use error::StoreError;
-pub use snapshot::{Change, IdempotencyRecord, Snapshot, MAX_REMEMBERED_TOKENS};
+pub use snapshot::{Change, IdempotencyRecord, MAX_REMEMBERED_TOKENS, Snapshot};
 
 /// The most user tags one resource may carry.
 pub const MAX_TAGS: usize = 50;
@@ -140,19 +140,23 @@ impl Store {
     /// Applies one write atomically and returns the resource as the API reports it (a
     /// deleted resource with status `DELETED`). With `idempotency`, a request that repeats
     /// an earlier one's token and content gets the earlier answer and changes nothing.
-    pub fn apply(&self, write: Write, idempotency: Option<Idempotency>) -> Result<Arc<Resource>, StoreError> {
+    pub fn apply(
+        &self,
+        write: Write,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Arc<Resource>, StoreError> {
         let _writing = self.writer.lock();
         let current = self.snapshot();
-        if let Some(idempotency) = &idempotency {
-            if let Some(record) = current.token(&idempotency.token) {
-                return if record.fingerprint == idempotency.fingerprint {
-                    Ok(record.result.clone())
-                } else {
-                    Err(StoreError::TokenReused {
-                        token: idempotency.token.clone(),
-                    })
-                };
-            }
+        if let Some(idempotency) = &idempotency
+            && let Some(record) = current.token(&idempotency.token)
+        {
+            return if record.fingerprint == idempotency.fingerprint {
+                Ok(record.result.clone())
+            } else {
+                Err(StoreError::TokenReused {
+                    token: idempotency.token.clone(),
+                })
+            };
         }
         let mut next = (*current).clone();
         next.revision += 1;
@@ -268,7 +272,11 @@ impl Store {
 
     fn check_limit(&self, current: &Snapshot, key: &ResourceKey) -> Result<(), StoreError> {
         let (count, limit, what) = match key.kind {
-            ResourceKind::Mesh => (current.meshes().count(), self.limits.meshes, "meshes".to_string()),
+            ResourceKind::Mesh => (
+                current.meshes().count(),
+                self.limits.meshes,
+                "meshes".to_string(),
+            ),
             ResourceKind::Route | ResourceKind::GatewayRoute => (
                 current.count(&key.mesh, key.kind, &key.parent),
                 self.limits.routes_per_parent,
@@ -294,12 +302,17 @@ impl Store {
 }
 
 fn existing<'a>(current: &'a Snapshot, key: &ResourceKey) -> Result<&'a Arc<Resource>, StoreError> {
-    current.get(key).ok_or_else(|| StoreError::NotFound(key.clone()))
+    current
+        .get(key)
+        .ok_or_else(|| StoreError::NotFound(key.clone()))
 }
 
 fn check_tag_count(count: usize) -> Result<(), StoreError> {
     if count > MAX_TAGS {
-        Err(StoreError::TooManyTags { limit: MAX_TAGS, count })
+        Err(StoreError::TooManyTags {
+            limit: MAX_TAGS,
+            count,
+        })
     } else {
         Ok(())
     }

@@ -118,7 +118,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.kind.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.insert("x-amzn-errortype", HeaderValue::from_static(self.kind.name()));
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.kind.name()),
+        );
         response
     }
 }

@@ -18,12 +18,18 @@ pub fn decode(token: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::bad_request("nextToken: is not a token that this service issued");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix(TOKEN_PREFIX).map(str::to_string).ok_or_else(invalid)
+    text.strip_prefix(TOKEN_PREFIX)
+        .map(str::to_string)
+        .ok_or_else(invalid)
 }
 
 /// One page of `items` (already sorted and starting after the token's item) of at most
 /// `limit`, and the token for the next page if more remain.
-pub fn page<T>(items: impl Iterator<Item = T>, limit: usize, name: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub fn page<T>(
+    items: impl Iterator<Item = T>,
+    limit: usize,
+    name: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let mut items = items.peekable();
     let mut page = Vec::new();
     while page.len() < limit {

@@ -1,7 +1,7 @@
 //! Writing resources as the API's output shapes: `*Data` for create, describe, update
 //! and delete, and `*Ref` for list items.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::model::{Resource, ResourceKey, ResourceKind, Spec};
 
@@ -17,7 +17,12 @@ pub struct Account {
 impl Account {
     /// The full ARN of `key`.
     pub fn arn(&self, key: &ResourceKey) -> String {
-        format!("arn:aws:appmesh:{}:{}:{}", self.region, self.account_id, key.arn_resource())
+        format!(
+            "arn:aws:appmesh:{}:{}:{}",
+            self.region,
+            self.account_id,
+            key.arn_resource()
+        )
     }
 
     /// The key an ARN of this account and region names, if it names one.
@@ -33,10 +38,16 @@ fn names(key: &ResourceKey) -> Map<String, Value> {
     let mut names = Map::new();
     names.insert("meshName".into(), Value::String(key.mesh.clone()));
     if let Some(parent) = key.kind.parent_kind() {
-        names.insert(parent.name_field().into(), Value::String(key.parent.clone()));
+        names.insert(
+            parent.name_field().into(),
+            Value::String(key.parent.clone()),
+        );
     }
     if key.kind != ResourceKind::Mesh {
-        names.insert(key.kind.name_field().into(), Value::String(key.name.clone()));
+        names.insert(
+            key.kind.name_field().into(),
+            Value::String(key.name.clone()),
+        );
     }
     names
 }
@@ -71,7 +82,10 @@ pub fn data(account: &Account, resource: &Resource) -> Value {
         }),
     );
     out.insert("spec".into(), spec_json(&resource.spec));
-    out.insert("status".into(), json!({ "status": resource.status.as_str() }));
+    out.insert(
+        "status".into(),
+        json!({ "status": resource.status.as_str() }),
+    );
     Value::Object(out)
 }
 
@@ -80,10 +94,22 @@ pub fn reference(account: &Account, resource: &Resource) -> Value {
     let mut out = names(&resource.key);
     let metadata = &resource.metadata;
     out.insert("arn".into(), Value::String(account.arn(&resource.key)));
-    out.insert("createdAt".into(), json!(metadata.created_at.epoch_seconds()));
-    out.insert("lastUpdatedAt".into(), json!(metadata.last_updated_at.epoch_seconds()));
-    out.insert("meshOwner".into(), Value::String(account.account_id.clone()));
-    out.insert("resourceOwner".into(), Value::String(account.account_id.clone()));
+    out.insert(
+        "createdAt".into(),
+        json!(metadata.created_at.epoch_seconds()),
+    );
+    out.insert(
+        "lastUpdatedAt".into(),
+        json!(metadata.last_updated_at.epoch_seconds()),
+    );
+    out.insert(
+        "meshOwner".into(),
+        Value::String(account.account_id.clone()),
+    );
+    out.insert(
+        "resourceOwner".into(),
+        Value::String(account.account_id.clone()),
+    );
     out.insert("version".into(), json!(metadata.version));
     Value::Object(out)
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::spec::*;
 use crate::model::validate::{check_count, check_length, check_not_empty, check_range};
-use crate::model::{rules, ResourceKind, Spec, Validate};
+use crate::model::{ResourceKind, Spec, Validate, rules};
 
 use super::error::ApiError;
 
@@ -34,9 +34,9 @@ impl Query {
         let Some(raw) = self.get("limit") else {
             return Ok(max as usize);
         };
-        let limit: i64 = raw
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("limit: must be a whole number, not {raw:?}")))?;
+        let limit: i64 = raw.parse().map_err(|_| {
+            ApiError::bad_request(format!("limit: must be a whole number, not {raw:?}"))
+        })?;
         check_range(limit, 1, max, "limit")?;
         Ok(limit as usize)
     }
@@ -63,10 +63,13 @@ impl Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|err| ApiError::bad_request(format!("the request body is not valid JSON: {err}")))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|err| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {err}"))
+        })?;
         let Value::Object(members) = value else {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         };
         if let Some(unknown) = members.keys().find(|key| !allowed.contains(&key.as_str())) {
             return Err(ApiError::bad_request(format!(
@@ -110,7 +113,10 @@ impl Body {
         let token: Option<String> = self.take("clientToken")?;
         if let Some(token) = &token {
             check_length(token, 1, 36, "clientToken")?;
-            if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if !token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(ApiError::bad_request(
                     "clientToken: may contain only letters, numbers, hyphens and underscores",
                 ));

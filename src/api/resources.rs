@@ -2,16 +2,16 @@
 //! kinds), written once over the kind: the kinds differ only in names, paths and specs.
 
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::model::{ResourceKey, ResourceKind};
 use crate::store::{Idempotency, Write};
 
+use super::App;
 use super::error::ApiError;
 use super::pagination;
 use super::render;
-use super::request::{check_name, take_spec, take_tags, Body, Query};
-use super::App;
+use super::request::{Body, Query, check_name, take_spec, take_tags};
 
 /// Where an operation acts: a kind of resource in a mesh, under a router or gateway for
 /// routes and gateway routes.
@@ -55,7 +55,12 @@ fn check_owner(app: &App, scope: &Scope, query: &Query) -> Result<(), ApiError> 
     }
 }
 
-fn idempotency(token: Option<String>, body: &Body, operation: &str, key: &ResourceKey) -> Option<Idempotency> {
+fn idempotency(
+    token: Option<String>,
+    body: &Body,
+    operation: &str,
+    key: &ResourceKey,
+) -> Option<Idempotency> {
     token.map(|token| Idempotency {
         fingerprint: body.fingerprint(operation, &key.arn_resource()),
         token,
@@ -63,7 +68,12 @@ fn idempotency(token: Option<String>, body: &Body, operation: &str, key: &Resour
 }
 
 /// `Create*`: a `PUT` to the collection.
-pub fn create(app: &App, scope: Scope, query: &Query, bytes: &[u8]) -> Result<Json<Value>, ApiError> {
+pub fn create(
+    app: &App,
+    scope: Scope,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<Json<Value>, ApiError> {
     scope.check_path_names()?;
     check_owner(app, &scope, query)?;
     let name_field = scope.kind.name_field();
@@ -76,33 +86,50 @@ pub fn create(app: &App, scope: Scope, query: &Query, bytes: &[u8]) -> Result<Js
     let tags = take_tags(&mut body, "tags")?;
     let key = scope.key(&name);
     let idempotency = idempotency(token, &fingerprint_body, "create", &key);
-    let resource = app.store.apply(Write::Create { key, spec, tags }, idempotency)?;
+    let resource = app
+        .store
+        .apply(Write::Create { key, spec, tags }, idempotency)?;
     Ok(Json(render::data(&app.account, &resource)))
 }
 
 /// `Describe*`: a `GET` of the item.
-pub fn describe(app: &App, scope: Scope, name: &str, query: &Query) -> Result<Json<Value>, ApiError> {
+pub fn describe(
+    app: &App,
+    scope: Scope,
+    name: &str,
+    query: &Query,
+) -> Result<Json<Value>, ApiError> {
     scope.check_path_names()?;
     check_owner(app, &scope, query)?;
     let key = scope.key(name);
     let snapshot = app.store.snapshot();
-    if let Some(parent) = key.parent_key() {
-        if snapshot.get(&parent).is_none() {
-            return Err(crate::store::StoreError::NotFound(parent).into());
-        }
+    if let Some(parent) = key.parent_key()
+        && snapshot.get(&parent).is_none()
+    {
+        return Err(crate::store::StoreError::NotFound(parent).into());
     }
     match snapshot.get(&key) {
         Some(resource) => Ok(Json(render::data(&app.account, resource))),
         None => {
             let mesh = key.mesh_key();
-            let missing = if snapshot.get(&mesh).is_none() { mesh } else { key };
+            let missing = if snapshot.get(&mesh).is_none() {
+                mesh
+            } else {
+                key
+            };
             Err(crate::store::StoreError::NotFound(missing).into())
         }
     }
 }
 
 /// `Update*`: a `PUT` to the item.
-pub fn update(app: &App, scope: Scope, name: &str, query: &Query, bytes: &[u8]) -> Result<Json<Value>, ApiError> {
+pub fn update(
+    app: &App,
+    scope: Scope,
+    name: &str,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<Json<Value>, ApiError> {
     scope.check_path_names()?;
     check_owner(app, &scope, query)?;
     let mut body = Body::parse(bytes, &["clientToken", "spec"])?;
@@ -119,7 +146,12 @@ pub fn update(app: &App, scope: Scope, name: &str, query: &Query, bytes: &[u8]) 
 pub fn delete(app: &App, scope: Scope, name: &str, query: &Query) -> Result<Json<Value>, ApiError> {
     scope.check_path_names()?;
     check_owner(app, &scope, query)?;
-    let resource = app.store.apply(Write::Delete { key: scope.key(name) }, None)?;
+    let resource = app.store.apply(
+        Write::Delete {
+            key: scope.key(name),
+        },
+        None,
+    )?;
     Ok(Json(render::data(&app.account, &resource)))
 }
 
@@ -131,13 +163,20 @@ pub fn list(app: &App, scope: Scope, query: &Query) -> Result<Json<Value>, ApiEr
     let after = query.get("nextToken").map(pagination::decode).transpose()?;
     let snapshot = app.store.snapshot();
     let (items, next) = if scope.kind == ResourceKind::Mesh {
-        let meshes = snapshot
-            .meshes()
-            .filter(|mesh| after.as_deref().is_none_or(|after| mesh.key.name.as_str() > after));
+        let meshes = snapshot.meshes().filter(|mesh| {
+            after
+                .as_deref()
+                .is_none_or(|after| mesh.key.name.as_str() > after)
+        });
         pagination::page(meshes, limit, |mesh| mesh.key.name.clone())
     } else {
-        if snapshot.get(&ResourceKey::mesh(scope.mesh.clone())).is_none() {
-            return Err(crate::store::StoreError::NotFound(ResourceKey::mesh(scope.mesh.clone())).into());
+        if snapshot
+            .get(&ResourceKey::mesh(scope.mesh.clone()))
+            .is_none()
+        {
+            return Err(
+                crate::store::StoreError::NotFound(ResourceKey::mesh(scope.mesh.clone())).into(),
+            );
         }
         if let Some(parent) = scope.kind.parent_kind() {
             let parent = ResourceKey::in_mesh(parent, scope.mesh.clone(), scope.parent.clone());
@@ -149,7 +188,10 @@ pub fn list(app: &App, scope: Scope, query: &Query) -> Result<Json<Value>, ApiEr
         pagination::page(items, limit, |resource| resource.key.name.clone())
     };
     let mut out = Map::new();
-    let refs: Vec<Value> = items.iter().map(|r| render::reference(&app.account, r)).collect();
+    let refs: Vec<Value> = items
+        .iter()
+        .map(|r| render::reference(&app.account, r))
+        .collect();
     out.insert(render::list_member(scope.kind).into(), Value::Array(refs));
     if let Some(next) = next {
         out.insert("nextToken".into(), json!(next));

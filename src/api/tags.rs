@@ -1,15 +1,15 @@
 //! `TagResource`, `UntagResource` and `ListTagsForResource`: tags addressed by ARN.
 
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::model::ResourceKey;
 use crate::store::{StoreError, Write};
 
+use super::App;
 use super::error::{ApiError, ErrorType};
 use super::pagination;
-use super::request::{check_tags, take_tag_keys, Body, Query};
-use super::App;
+use super::request::{Body, Query, check_tags, take_tag_keys};
 
 fn resource_key(app: &App, query: &Query) -> Result<ResourceKey, ApiError> {
     let arn = query
@@ -49,13 +49,15 @@ pub fn list(app: &App, query: &Query) -> Result<Json<Value>, ApiError> {
     let after: Option<usize> = query
         .get("nextToken")
         .map(|token| {
-            pagination::decode(token)?
-                .parse()
-                .map_err(|_| ApiError::bad_request("nextToken: is not a token that this service issued"))
+            pagination::decode(token)?.parse().map_err(|_| {
+                ApiError::bad_request("nextToken: is not a token that this service issued")
+            })
         })
         .transpose()?;
     let snapshot = app.store.snapshot();
-    let resource = snapshot.get(&key).ok_or_else(|| ApiError::from(StoreError::NotFound(key.clone())))?;
+    let resource = snapshot
+        .get(&key)
+        .ok_or_else(|| ApiError::from(StoreError::NotFound(key.clone())))?;
     let start = after.map_or(0, |last| last + 1);
     let tags = resource.tags.iter().enumerate().skip(start);
     let (page, next) = pagination::page(tags, limit, |(index, _)| index.to_string());

@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::spec::{
-    GatewayRouteSpec, MeshSpec, RouteSpec, TagRef, VirtualGatewaySpec, VirtualNodeSpec, VirtualRouterSpec,
-    VirtualServiceSpec,
+    GatewayRouteSpec, MeshSpec, RouteSpec, TagRef, VirtualGatewaySpec, VirtualNodeSpec,
+    VirtualRouterSpec, VirtualServiceSpec,
 };
 
 /// The seven kinds of App Mesh resource.
@@ -154,7 +154,12 @@ impl ResourceKey {
     }
 
     /// The key of a route or gateway route under `parent` in `mesh`.
-    pub fn child(kind: ResourceKind, mesh: impl Into<String>, parent: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn child(
+        kind: ResourceKind,
+        mesh: impl Into<String>,
+        parent: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         Self {
             mesh: mesh.into(),
             kind,
@@ -180,7 +185,11 @@ impl ResourceKey {
         match self.kind {
             ResourceKind::Mesh => format!("mesh/{}", self.mesh),
             ResourceKind::Route | ResourceKind::GatewayRoute => {
-                let parent = self.kind.parent_kind().expect("routes have parents").arn_segment();
+                let parent = self
+                    .kind
+                    .parent_kind()
+                    .expect("routes have parents")
+                    .arn_segment();
                 format!(
                     "mesh/{}/{}/{}/{}/{}",
                     self.mesh,
@@ -197,7 +206,11 @@ impl ResourceKey {
     /// Parses `mesh/m`, `mesh/m/virtualNode/n` or `mesh/m/virtualRouter/r/route/x`.
     pub fn from_arn_resource(resource: &str) -> Option<ResourceKey> {
         let parts: Vec<&str> = resource.split('/').collect();
-        let kind_of = |segment: &str| ResourceKind::ALL.into_iter().find(|kind| kind.arn_segment() == segment);
+        let kind_of = |segment: &str| {
+            ResourceKind::ALL
+                .into_iter()
+                .find(|kind| kind.arn_segment() == segment)
+        };
         match parts.as_slice() {
             ["mesh", mesh] => Some(ResourceKey::mesh(*mesh)),
             ["mesh", mesh, kind, name] => {

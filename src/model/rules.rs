@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::resource::Spec;
 use super::spec::*;
-use super::validate::{check_not_empty, check_regex, FieldError, Validate};
+use super::validate::{FieldError, Validate, check_not_empty, check_regex};
 
 /// Checks a spec against the API model and the service's own rules. `at` is where the
 /// spec sits in the request (`spec`).
@@ -30,10 +30,16 @@ pub fn validate_spec(spec: &Spec, at: &str) -> Result<(), FieldError> {
             spec.validate(at)?;
             if let Some(provider) = &spec.provider {
                 if let Some(node) = &provider.virtual_node {
-                    check_not_empty(&node.virtual_node_name, &format!("{at}.provider.virtualNode.virtualNodeName"))?;
+                    check_not_empty(
+                        &node.virtual_node_name,
+                        &format!("{at}.provider.virtualNode.virtualNodeName"),
+                    )?;
                 }
                 if let Some(router) = &provider.virtual_router {
-                    check_not_empty(&router.virtual_router_name, &format!("{at}.provider.virtualRouter.virtualRouterName"))?;
+                    check_not_empty(
+                        &router.virtual_router_name,
+                        &format!("{at}.provider.virtualRouter.virtualRouterName"),
+                    )?;
                 }
             }
             Ok(())
@@ -92,7 +98,10 @@ fn duration(value: &Option<Duration>, at: &str) -> Result<(), FieldError> {
 
 fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
     let listeners = spec.listeners.as_deref().unwrap_or_default();
-    unique_ports(listeners.iter().map(|l| l.port_mapping.port), &format!("{at}.listeners"))?;
+    unique_ports(
+        listeners.iter().map(|l| l.port_mapping.port),
+        &format!("{at}.listeners"),
+    )?;
     for (index, listener) in listeners.iter().enumerate() {
         let at = format!("{at}.listeners[{index}]");
         let protocol = listener.port_mapping.protocol;
@@ -106,7 +115,10 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             if !matches {
                 return Err(FieldError::new(
                     format!("{at}.connectionPool"),
-                    format!("must be the {} connection pool of the listener's protocol", protocol.as_str()),
+                    format!(
+                        "must be the {} connection pool of the listener's protocol",
+                        protocol.as_str()
+                    ),
                 ));
             }
         }
@@ -120,13 +132,25 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             if !matches {
                 return Err(FieldError::new(
                     format!("{at}.timeout"),
-                    format!("must be the {} timeout of the listener's protocol", protocol.as_str()),
+                    format!(
+                        "must be the {} timeout of the listener's protocol",
+                        protocol.as_str()
+                    ),
                 ));
             }
             for (name, value) in [
-                ("http", timeout.http.as_ref().map(|t| (&t.idle, &t.per_request))),
-                ("http2", timeout.http2.as_ref().map(|t| (&t.idle, &t.per_request))),
-                ("grpc", timeout.grpc.as_ref().map(|t| (&t.idle, &t.per_request))),
+                (
+                    "http",
+                    timeout.http.as_ref().map(|t| (&t.idle, &t.per_request)),
+                ),
+                (
+                    "http2",
+                    timeout.http2.as_ref().map(|t| (&t.idle, &t.per_request)),
+                ),
+                (
+                    "grpc",
+                    timeout.grpc.as_ref().map(|t| (&t.idle, &t.per_request)),
+                ),
             ] {
                 if let Some((idle, per_request)) = value {
                     duration(idle, &format!("{at}.timeout.{name}.idle"))?;
@@ -138,14 +162,21 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             }
         }
         if let Some(outlier) = &listener.outlier_detection {
-            duration(&Some(outlier.interval.clone()), &format!("{at}.outlierDetection.interval"))?;
+            duration(
+                &Some(outlier.interval.clone()),
+                &format!("{at}.outlierDetection.interval"),
+            )?;
             duration(
                 &Some(outlier.base_ejection_duration.clone()),
                 &format!("{at}.outlierDetection.baseEjectionDuration"),
             )?;
         }
         if let Some(health) = &listener.health_check {
-            health_check_path(health.protocol, health.path.as_deref(), &format!("{at}.healthCheck"))?;
+            health_check_path(
+                health.protocol,
+                health.path.as_deref(),
+                &format!("{at}.healthCheck"),
+            )?;
         }
     }
     if !listeners.is_empty() && spec.service_discovery.is_none() {
@@ -154,10 +185,13 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             "must be set when the virtual node has a listener",
         ));
     }
-    if let Some(discovery) = &spec.service_discovery {
-        if let Some(dns) = &discovery.dns {
-            check_not_empty(&dns.hostname, &format!("{at}.serviceDiscovery.dns.hostname"))?;
-        }
+    if let Some(discovery) = &spec.service_discovery
+        && let Some(dns) = &discovery.dns
+    {
+        check_not_empty(
+            &dns.hostname,
+            &format!("{at}.serviceDiscovery.dns.hostname"),
+        )?;
     }
     let mut seen = BTreeSet::new();
     for (index, backend) in spec.backends.iter().flatten().enumerate() {
@@ -167,21 +201,36 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             if !seen.insert(service.virtual_service_name.as_str()) {
                 return Err(FieldError::new(
                     path,
-                    format!("virtual service {} is already a backend of this virtual node", service.virtual_service_name),
+                    format!(
+                        "virtual service {} is already a backend of this virtual node",
+                        service.virtual_service_name
+                    ),
                 ));
             }
         }
     }
-    if let Some(logging) = &spec.logging {
-        if let Some(file) = logging.access_log.as_ref().and_then(|log| log.file.as_ref()) {
-            access_log_format(file.format.as_ref(), &format!("{at}.logging.accessLog.file.format"))?;
-        }
+    if let Some(logging) = &spec.logging
+        && let Some(file) = logging
+            .access_log
+            .as_ref()
+            .and_then(|log| log.file.as_ref())
+    {
+        access_log_format(
+            file.format.as_ref(),
+            &format!("{at}.logging.accessLog.file.format"),
+        )?;
     }
     Ok(())
 }
 
-fn health_check_path(protocol: PortProtocol, path: Option<&str>, at: &str) -> Result<(), FieldError> {
-    if matches!(protocol, PortProtocol::Http | PortProtocol::Http2) && path.is_none_or(str::is_empty) {
+fn health_check_path(
+    protocol: PortProtocol,
+    path: Option<&str>,
+    at: &str,
+) -> Result<(), FieldError> {
+    if matches!(protocol, PortProtocol::Http | PortProtocol::Http2)
+        && path.is_none_or(str::is_empty)
+    {
         return Err(FieldError::new(
             format!("{at}.path"),
             "must be set when the health check protocol is http or http2",
@@ -191,10 +240,13 @@ fn health_check_path(protocol: PortProtocol, path: Option<&str>, at: &str) -> Re
 }
 
 fn access_log_format(format: Option<&LoggingFormat>, at: &str) -> Result<(), FieldError> {
-    if let Some(json) = format.and_then(|f| f.json.as_ref()) {
-        if json.is_empty() {
-            return Err(FieldError::new(format!("{at}.json"), "must contain at least 1 item(s)"));
-        }
+    if let Some(json) = format.and_then(|f| f.json.as_ref())
+        && json.is_empty()
+    {
+        return Err(FieldError::new(
+            format!("{at}.json"),
+            "must contain at least 1 item(s)",
+        ));
     }
     Ok(())
 }
@@ -202,9 +254,15 @@ fn access_log_format(format: Option<&LoggingFormat>, at: &str) -> Result<(), Fie
 fn virtual_gateway(spec: &VirtualGatewaySpec, at: &str) -> Result<(), FieldError> {
     let listeners = &spec.listeners;
     if listeners.is_empty() {
-        return Err(FieldError::new(format!("{at}.listeners"), "must contain at least 1 item(s)"));
+        return Err(FieldError::new(
+            format!("{at}.listeners"),
+            "must contain at least 1 item(s)",
+        ));
     }
-    unique_ports(listeners.iter().map(|l| l.port_mapping.port), &format!("{at}.listeners"))?;
+    unique_ports(
+        listeners.iter().map(|l| l.port_mapping.port),
+        &format!("{at}.listeners"),
+    )?;
     for (index, listener) in listeners.iter().enumerate() {
         let at = format!("{at}.listeners[{index}]");
         let protocol = listener.port_mapping.protocol;
@@ -217,7 +275,10 @@ fn virtual_gateway(spec: &VirtualGatewaySpec, at: &str) -> Result<(), FieldError
             if !matches {
                 return Err(FieldError::new(
                     format!("{at}.connectionPool"),
-                    format!("must be the {} connection pool of the listener's protocol", protocol.as_str()),
+                    format!(
+                        "must be the {} connection pool of the listener's protocol",
+                        protocol.as_str()
+                    ),
                 ));
             }
         }
@@ -234,17 +295,18 @@ fn virtual_gateway(spec: &VirtualGatewaySpec, at: &str) -> Result<(), FieldError
             }
         }
     }
-    if let Some(logging) = &spec.logging {
-        if let Some(file) = logging.access_log.as_ref().and_then(|log| log.file.as_ref()) {
-            if let Some(json) = file.format.as_ref().and_then(|f| f.json.as_ref()) {
-                if json.is_empty() {
-                    return Err(FieldError::new(
-                        format!("{at}.logging.accessLog.file.format.json"),
-                        "must contain at least 1 item(s)",
-                    ));
-                }
-            }
-        }
+    if let Some(logging) = &spec.logging
+        && let Some(file) = logging
+            .access_log
+            .as_ref()
+            .and_then(|log| log.file.as_ref())
+        && let Some(json) = file.format.as_ref().and_then(|f| f.json.as_ref())
+        && json.is_empty()
+    {
+        return Err(FieldError::new(
+            format!("{at}.logging.accessLog.file.format.json"),
+            "must contain at least 1 item(s)",
+        ));
     }
     Ok(())
 }
@@ -254,7 +316,10 @@ fn exactly_one_route(set: &[(bool, &str)], at: &str) -> Result<(), FieldError> {
         return Ok(());
     }
     let names: Vec<&str> = set.iter().map(|(_, name)| *name).collect();
-    Err(FieldError::new(at, format!("exactly one of {} must be set", names.join(", "))))
+    Err(FieldError::new(
+        at,
+        format!("exactly one of {} must be set", names.join(", ")),
+    ))
 }
 
 fn route(spec: &RouteSpec, at: &str) -> Result<(), FieldError> {
@@ -267,13 +332,22 @@ fn route(spec: &RouteSpec, at: &str) -> Result<(), FieldError> {
         ],
         at,
     )?;
-    for (name, http) in [("httpRoute", &spec.http_route), ("http2Route", &spec.http2_route)] {
+    for (name, http) in [
+        ("httpRoute", &spec.http_route),
+        ("http2Route", &spec.http2_route),
+    ] {
         if let Some(http) = http {
             let at = format!("{at}.{name}");
             http_route_match(&http.r#match, &format!("{at}.match"))?;
-            weighted_targets(&http.action.weighted_targets, &format!("{at}.action.weightedTargets"))?;
+            weighted_targets(
+                &http.action.weighted_targets,
+                &format!("{at}.action.weightedTargets"),
+            )?;
             if let Some(retry) = &http.retry_policy {
-                duration(&Some(retry.per_retry_timeout.clone()), &format!("{at}.retryPolicy.perRetryTimeout"))?;
+                duration(
+                    &Some(retry.per_retry_timeout.clone()),
+                    &format!("{at}.retryPolicy.perRetryTimeout"),
+                )?;
                 if retry.http_retry_events.is_none() && retry.tcp_retry_events.is_none() {
                     return Err(FieldError::new(
                         format!("{at}.retryPolicy"),
@@ -304,10 +378,19 @@ fn route(spec: &RouteSpec, at: &str) -> Result<(), FieldError> {
                 )?;
             }
         }
-        weighted_targets(&grpc.action.weighted_targets, &format!("{at}.action.weightedTargets"))?;
+        weighted_targets(
+            &grpc.action.weighted_targets,
+            &format!("{at}.action.weightedTargets"),
+        )?;
         if let Some(retry) = &grpc.retry_policy {
-            duration(&Some(retry.per_retry_timeout.clone()), &format!("{at}.retryPolicy.perRetryTimeout"))?;
-            if retry.grpc_retry_events.is_none() && retry.http_retry_events.is_none() && retry.tcp_retry_events.is_none() {
+            duration(
+                &Some(retry.per_retry_timeout.clone()),
+                &format!("{at}.retryPolicy.perRetryTimeout"),
+            )?;
+            if retry.grpc_retry_events.is_none()
+                && retry.http_retry_events.is_none()
+                && retry.tcp_retry_events.is_none()
+            {
                 return Err(FieldError::new(
                     format!("{at}.retryPolicy"),
                     "must name at least one of grpcRetryEvents, httpRetryEvents, tcpRetryEvents",
@@ -321,7 +404,10 @@ fn route(spec: &RouteSpec, at: &str) -> Result<(), FieldError> {
     }
     if let Some(tcp) = &spec.tcp_route {
         let at = format!("{at}.tcpRoute");
-        weighted_targets(&tcp.action.weighted_targets, &format!("{at}.action.weightedTargets"))?;
+        weighted_targets(
+            &tcp.action.weighted_targets,
+            &format!("{at}.action.weightedTargets"),
+        )?;
         if let Some(timeout) = &tcp.timeout {
             duration(&timeout.idle, &format!("{at}.timeout.idle"))?;
         }
@@ -332,7 +418,10 @@ fn route(spec: &RouteSpec, at: &str) -> Result<(), FieldError> {
 fn http_route_match(m: &HttpRouteMatch, at: &str) -> Result<(), FieldError> {
     match (&m.prefix, &m.path) {
         (Some(_), Some(_)) => {
-            return Err(FieldError::new(at, "exactly one of prefix, path must be set"));
+            return Err(FieldError::new(
+                at,
+                "exactly one of prefix, path must be set",
+            ));
         }
         (None, None) => {
             return Err(FieldError::new(at, "one of prefix, path must be set"));
@@ -349,7 +438,10 @@ fn http_route_match(m: &HttpRouteMatch, at: &str) -> Result<(), FieldError> {
             )?;
         }
     }
-    query_parameters(m.query_parameters.as_deref(), &format!("{at}.queryParameters"))
+    query_parameters(
+        m.query_parameters.as_deref(),
+        &format!("{at}.queryParameters"),
+    )
 }
 
 fn path_prefix(prefix: &str, at: &str) -> Result<(), FieldError> {
@@ -364,7 +456,10 @@ fn path_match(path: &HttpPathMatch, at: &str) -> Result<(), FieldError> {
     match (&path.exact, &path.regex) {
         (Some(exact), None) => path_prefix(exact, &format!("{at}.exact")),
         (None, Some(regex)) => check_regex(regex, &format!("{at}.regex")),
-        _ => Err(FieldError::new(at, "exactly one of exact, regex must be set")),
+        _ => Err(FieldError::new(
+            at,
+            "exactly one of exact, regex must be set",
+        )),
     }
 }
 
@@ -375,17 +470,21 @@ fn query_parameters(parameters: Option<&[HttpQueryParameter]>, at: &str) -> Resu
     Ok(())
 }
 
-fn header_like_match(regex: Option<&str>, range: Option<(i64, i64)>, at: &str) -> Result<(), FieldError> {
+fn header_like_match(
+    regex: Option<&str>,
+    range: Option<(i64, i64)>,
+    at: &str,
+) -> Result<(), FieldError> {
     if let Some(regex) = regex {
         check_regex(regex, &format!("{at}.regex"))?;
     }
-    if let Some((start, end)) = range {
-        if start >= end {
-            return Err(FieldError::new(
-                format!("{at}.range"),
-                format!("start ({start}) must be less than end ({end})"),
-            ));
-        }
+    if let Some((start, end)) = range
+        && start >= end
+    {
+        return Err(FieldError::new(
+            format!("{at}.range"),
+            format!("start ({start}) must be less than end ({end})"),
+        ));
     }
     Ok(())
 }
@@ -395,7 +494,10 @@ fn weighted_targets(targets: &[WeightedTarget], at: &str) -> Result<(), FieldErr
         check_not_empty(&target.virtual_node, &format!("{at}[{index}].virtualNode"))?;
     }
     if targets.iter().all(|t| t.weight == 0) {
-        return Err(FieldError::new(at, "the weights must add up to more than 0"));
+        return Err(FieldError::new(
+            at,
+            "the weights must add up to more than 0",
+        ));
     }
     Ok(())
 }
@@ -409,17 +511,28 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
         ],
         at,
     )?;
-    for (name, http) in [("httpRoute", &spec.http_route), ("http2Route", &spec.http2_route)] {
+    for (name, http) in [
+        ("httpRoute", &spec.http_route),
+        ("http2Route", &spec.http2_route),
+    ] {
         let Some(http) = http else { continue };
         let at = format!("{at}.{name}");
         let m = &http.r#match;
         let match_at = format!("{at}.match");
         match (&m.prefix, &m.path) {
-            (Some(_), Some(_)) => return Err(FieldError::new(match_at, "at most one of prefix, path may be set")),
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    match_at,
+                    "at most one of prefix, path may be set",
+                ));
+            }
             (Some(prefix), None) => path_prefix(prefix, &format!("{match_at}.prefix"))?,
             (None, Some(path)) => path_match(path, &format!("{match_at}.path"))?,
             (None, None) if m.hostname.is_none() => {
-                return Err(FieldError::new(match_at, "one of prefix, path, hostname must be set"));
+                return Err(FieldError::new(
+                    match_at,
+                    "one of prefix, path, hostname must be set",
+                ));
             }
             (None, None) => {}
         }
@@ -435,7 +548,10 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
                 )?;
             }
         }
-        query_parameters(m.query_parameters.as_deref(), &format!("{match_at}.queryParameters"))?;
+        query_parameters(
+            m.query_parameters.as_deref(),
+            &format!("{match_at}.queryParameters"),
+        )?;
         check_not_empty(
             &http.action.target.virtual_service.virtual_service_name,
             &format!("{at}.action.target.virtualService.virtualServiceName"),
@@ -456,17 +572,27 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
                             "exactly one of defaultPrefix, value must be set",
                         ));
                     }
-                    (None, Some(value)) => path_prefix(value, &format!("{rewrite_at}.prefix.value"))?,
+                    (None, Some(value)) => {
+                        path_prefix(value, &format!("{rewrite_at}.prefix.value"))?
+                    }
                     (Some(_), None) => {}
                 }
             }
             if let Some(path) = &rewrite.path {
                 if m.path.is_none() {
-                    return Err(FieldError::new(format!("{rewrite_at}.path"), "can only be used with a path match"));
+                    return Err(FieldError::new(
+                        format!("{rewrite_at}.path"),
+                        "can only be used with a path match",
+                    ));
                 }
                 match &path.exact {
                     Some(exact) => path_prefix(exact, &format!("{rewrite_at}.path.exact"))?,
-                    None => return Err(FieldError::new(format!("{rewrite_at}.path.exact"), "must be set")),
+                    None => {
+                        return Err(FieldError::new(
+                            format!("{rewrite_at}.path.exact"),
+                            "must be set",
+                        ));
+                    }
                 }
             }
         }
@@ -496,16 +622,33 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
 fn hostname_match(hostname: &GatewayRouteHostnameMatch, at: &str) -> Result<(), FieldError> {
     match (&hostname.exact, &hostname.suffix) {
         (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => Err(FieldError::new(at, "exactly one of exact, suffix must be set")),
+        _ => Err(FieldError::new(
+            at,
+            "exactly one of exact, suffix must be set",
+        )),
     }
 }
 
 /// The ports of a virtual router's or virtual gateway's listeners, in order.
 pub fn listener_ports(spec: &Spec) -> Vec<i64> {
     match spec {
-        Spec::VirtualRouter(router) => router.listeners.iter().flatten().map(|l| l.port_mapping.port).collect(),
-        Spec::VirtualGateway(gateway) => gateway.listeners.iter().map(|l| l.port_mapping.port).collect(),
-        Spec::VirtualNode(node) => node.listeners.iter().flatten().map(|l| l.port_mapping.port).collect(),
+        Spec::VirtualRouter(router) => router
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.port_mapping.port)
+            .collect(),
+        Spec::VirtualGateway(gateway) => gateway
+            .listeners
+            .iter()
+            .map(|l| l.port_mapping.port)
+            .collect(),
+        Spec::VirtualNode(node) => node
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.port_mapping.port)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -521,10 +664,12 @@ pub fn match_port(spec: &Spec) -> Option<(Option<i64>, &'static str)> {
             } else if let Some(grpc) = &route.grpc_route {
                 Some((grpc.r#match.port, "spec.grpcRoute.match.port"))
             } else {
-                route
-                    .tcp_route
-                    .as_ref()
-                    .map(|tcp| (tcp.r#match.as_ref().and_then(|m| m.port), "spec.tcpRoute.match.port"))
+                route.tcp_route.as_ref().map(|tcp| {
+                    (
+                        tcp.r#match.as_ref().and_then(|m| m.port),
+                        "spec.tcpRoute.match.port",
+                    )
+                })
             }
         }
         Spec::GatewayRoute(route) => {
@@ -547,7 +692,9 @@ pub fn match_port(spec: &Spec) -> Option<(Option<i64>, &'static str)> {
 pub fn route_targets(spec: &RouteSpec) -> Vec<&str> {
     let targets = [
         spec.http_route.as_ref().map(|r| &r.action.weighted_targets),
-        spec.http2_route.as_ref().map(|r| &r.action.weighted_targets),
+        spec.http2_route
+            .as_ref()
+            .map(|r| &r.action.weighted_targets),
         spec.grpc_route.as_ref().map(|r| &r.action.weighted_targets),
         spec.tcp_route.as_ref().map(|r| &r.action.weighted_targets),
     ];

@@ -81,15 +81,18 @@ pub fn check_pattern(value: &str, pattern: &'static str, at: &str) -> Result<(),
     let cache = CACHE.get_or_init(Default::default);
     let matches = {
         let mut cache = cache.lock();
-        let regex = cache
-            .entry(pattern)
-            .or_insert_with(|| Regex::new(pattern).expect("the API model's patterns are valid regexes; this is a bug"));
+        let regex = cache.entry(pattern).or_insert_with(|| {
+            Regex::new(pattern).expect("the API model's patterns are valid regexes; this is a bug")
+        });
         regex.is_match(value)
     };
     if matches {
         Ok(())
     } else {
-        Err(FieldError::new(at, format!("must match the pattern {pattern}")))
+        Err(FieldError::new(
+            at,
+            format!("must match the pattern {pattern}"),
+        ))
     }
 }
 
@@ -115,15 +118,20 @@ pub fn check_not_empty(value: &str, at: &str) -> Result<(), FieldError> {
 
 /// A regular expression that Envoy will compile (RE2 syntax, which the `regex` crate follows).
 pub fn check_regex(value: &str, at: &str) -> Result<(), FieldError> {
-    Regex::new(value)
-        .map(|_| ())
-        .map_err(|err| FieldError::new(at, format!("is not a valid regular expression: {}", first_line(&err.to_string()))))
+    Regex::new(value).map(|_| ()).map_err(|err| {
+        FieldError::new(
+            at,
+            format!(
+                "is not a valid regular expression: {}",
+                first_line(&err.to_string())
+            ),
+        )
+    })
 }
 
 fn first_line(text: &str) -> String {
     text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .last()
+        .rfind(|line| !line.trim().is_empty())
         .unwrap_or(text)
         .trim()
         .to_string()
@@ -136,11 +144,15 @@ mod tests {
     #[test]
     fn messages_name_the_bounds() {
         assert_eq!(
-            check_range(70000, 1, 65535, "spec.port").unwrap_err().to_string(),
+            check_range(70000, 1, 65535, "spec.port")
+                .unwrap_err()
+                .to_string(),
             "spec.port: must be between 1 and 65535"
         );
         assert_eq!(
-            check_length("", 1, 255, "meshName").unwrap_err().to_string(),
+            check_length("", 1, 255, "meshName")
+                .unwrap_err()
+                .to_string(),
             "meshName: must be between 1 and 255 characters long"
         );
         assert_eq!(

@@ -15,9 +15,9 @@ pub enum StoreError {
     #[error("{} with name {}{} cannot be deleted because it is in use by {} {}", .resource.kind.type_name(), .resource.name, scope(.resource), .user.kind.words(), .user.name)]
     InUse {
         /// What was to be deleted.
-        resource: ResourceKey,
+        resource: Box<ResourceKey>,
         /// One resource that depends on it.
-        user: ResourceKey,
+        user: Box<ResourceKey>,
     },
     /// The client token was already used for a different request.
     #[error("the client token {token} was already used with a different request")]
@@ -34,7 +34,9 @@ pub enum StoreError {
         limit: usize,
     },
     /// A resource would carry more user tags than allowed.
-    #[error("a resource can have at most {limit} tags; it would have {count}, so none of the tags were applied")]
+    #[error(
+        "a resource can have at most {limit} tags; it would have {count}, so none of the tags were applied"
+    )]
     TooManyTags {
         /// The limit (50).
         limit: usize,
@@ -54,12 +56,22 @@ fn scope(key: &ResourceKey) -> String {
         ResourceKind::Mesh => String::new(),
         ResourceKind::Route | ResourceKind::GatewayRoute => {
             let parent = key.kind.parent_kind().expect("routes have parents");
-            format!(" under {} {} in mesh {}", parent.words(), key.parent, key.mesh)
+            format!(
+                " under {} {} in mesh {}",
+                parent.words(),
+                key.parent,
+                key.mesh
+            )
         }
         _ => format!(" under mesh {}", key.mesh),
     }
 }
 
 fn not_found_message(key: &ResourceKey) -> String {
-    format!("{} with name {} is not present{}", key.kind.type_name(), key.name, scope(key))
+    format!(
+        "{} with name {} is not present{}",
+        key.kind.type_name(),
+        key.name,
+        scope(key)
+    )
 }

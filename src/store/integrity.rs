@@ -15,16 +15,20 @@ pub(super) fn check_parents(current: &Snapshot, key: &ResourceKey) -> Result<(),
     if current.get(&mesh).is_none() {
         return Err(StoreError::NotFound(mesh));
     }
-    if let Some(parent) = key.parent_key() {
-        if current.get(&parent).is_none() {
-            return Err(StoreError::NotFound(parent));
-        }
+    if let Some(parent) = key.parent_key()
+        && current.get(&parent).is_none()
+    {
+        return Err(StoreError::NotFound(parent));
     }
     Ok(())
 }
 
 /// Everything `spec` names exists, and its ports agree with its parent's listeners.
-pub(super) fn check_references(current: &Snapshot, key: &ResourceKey, spec: &Spec) -> Result<(), StoreError> {
+pub(super) fn check_references(
+    current: &Snapshot,
+    key: &ResourceKey,
+    spec: &Spec,
+) -> Result<(), StoreError> {
     let must_exist = |kind: ResourceKind, name: &str| {
         let referenced = ResourceKey::in_mesh(kind, key.mesh.clone(), name);
         match current.get(&referenced) {
@@ -55,7 +59,9 @@ pub(super) fn check_references(current: &Snapshot, key: &ResourceKey, spec: &Spe
             }
             check_match_port(current, key, spec)?;
         }
-        Spec::VirtualRouter(_) | Spec::VirtualGateway(_) => check_children_ports(current, key, spec)?,
+        Spec::VirtualRouter(_) | Spec::VirtualGateway(_) => {
+            check_children_ports(current, key, spec)?
+        }
         Spec::Mesh(_) | Spec::VirtualNode(_) => {}
     }
     Ok(())
@@ -64,7 +70,10 @@ pub(super) fn check_references(current: &Snapshot, key: &ResourceKey, spec: &Spe
 /// A route's match names a port of its parent's listeners, and must name one when the
 /// parent has several listeners.
 fn check_match_port(current: &Snapshot, key: &ResourceKey, spec: &Spec) -> Result<(), StoreError> {
-    let Some(parent) = key.parent_key().and_then(|parent| current.get(&parent).cloned()) else {
+    let Some(parent) = key
+        .parent_key()
+        .and_then(|parent| current.get(&parent).cloned())
+    else {
         return Ok(());
     };
     let ports = listener_ports(&parent.spec);
@@ -94,13 +103,19 @@ fn check_match_port(current: &Snapshot, key: &ResourceKey, spec: &Spec) -> Resul
 }
 
 /// A router or gateway whose listeners change keeps its routes valid.
-fn check_children_ports(current: &Snapshot, key: &ResourceKey, spec: &Spec) -> Result<(), StoreError> {
+fn check_children_ports(
+    current: &Snapshot,
+    key: &ResourceKey,
+    spec: &Spec,
+) -> Result<(), StoreError> {
     let Some(child_kind) = key.kind.child_kind() else {
         return Ok(());
     };
     let ports = listener_ports(spec);
     for child in current.list(&key.mesh, child_kind, &key.name, None) {
-        let Some((port, _)) = match_port(&child.spec) else { continue };
+        let Some((port, _)) = match_port(&child.spec) else {
+            continue;
+        };
         let broken = match port {
             None => ports.len() > 1,
             Some(port) => !ports.contains(&port),
@@ -124,8 +139,8 @@ fn check_children_ports(current: &Snapshot, key: &ResourceKey, spec: &Spec) -> R
 pub(super) fn check_unused(current: &Snapshot, key: &ResourceKey) -> Result<(), StoreError> {
     let in_use = |user: &ResourceKey| {
         Err(StoreError::InUse {
-            resource: key.clone(),
-            user: user.clone(),
+            resource: Box::new(key.clone()),
+            user: Box::new(user.clone()),
         })
     };
     match key.kind {
@@ -135,7 +150,10 @@ pub(super) fn check_unused(current: &Snapshot, key: &ResourceKey) -> Result<(), 
             }
         }
         ResourceKind::VirtualRouter | ResourceKind::VirtualGateway => {
-            let child_kind = key.kind.child_kind().expect("routers and gateways have routes");
+            let child_kind = key
+                .kind
+                .child_kind()
+                .expect("routers and gateways have routes");
             if let Some(child) = current.list(&key.mesh, child_kind, &key.name, None).next() {
                 return in_use(&child.key);
             }
@@ -154,7 +172,9 @@ pub(super) fn check_unused(current: &Snapshot, key: &ResourceKey) -> Result<(), 
                 .as_ref()
                 .and_then(|p| p.virtual_router.as_ref())
                 .is_some_and(|router| router.virtual_router_name == key.name),
-            (Spec::Route(route), ResourceKind::VirtualNode) => route_targets(route).contains(&key.name.as_str()),
+            (Spec::Route(route), ResourceKind::VirtualNode) => {
+                route_targets(route).contains(&key.name.as_str())
+            }
             (Spec::GatewayRoute(route), ResourceKind::VirtualService) => {
                 gateway_route_target(route) == Some(key.name.as_str())
             }

@@ -82,7 +82,9 @@ impl Snapshot {
             let (key, resource) = next?;
             // The smallest mesh name after `key.mesh` is `key.mesh` + NUL; a mesh's own key
             // sorts before all of its children, so the next entry there is the next mesh.
-            next = self.resources.get_next(&ResourceKey::mesh(format!("{}\0", key.mesh)));
+            next = self
+                .resources
+                .get_next(&ResourceKey::mesh(format!("{}\0", key.mesh)));
             Some(resource)
         })
         .filter(|resource| resource.key.kind == ResourceKind::Mesh)
@@ -100,7 +102,9 @@ impl Snapshot {
         let start = ResourceKey::child(kind, mesh, parent, after.unwrap_or(""));
         self.resources
             .range(start..)
-            .take_while(move |(key, _)| key.mesh == mesh && key.kind == kind && key.parent == parent)
+            .take_while(move |(key, _)| {
+                key.mesh == mesh && key.kind == kind && key.parent == parent
+            })
             .filter(move |(key, _)| after.is_none_or(|after| key.name.as_str() > after))
             .map(|(_, resource)| resource)
     }
@@ -111,7 +115,10 @@ impl Snapshot {
     }
 
     /// Every resource inside `mesh`, the mesh itself excepted.
-    pub fn mesh_contents<'a>(&'a self, mesh: &'a str) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
+    pub fn mesh_contents<'a>(
+        &'a self,
+        mesh: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
         let start = ResourceKey::in_mesh(ResourceKind::VirtualNode, mesh, "");
         self.resources
             .range(start..)

@@ -1,0 +1,53 @@
+//! Shared test support: an in-process meshd on 127.0.0.1:0 and real AWS clients for it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use meshd::api::Account;
+use meshd::server::{self, RunningServer, ServerConfig};
+use meshd::store::Limits;
+
+/// The account id and region every test server answers as.
+pub const ACCOUNT_ID: &str = "111122223333";
+/// The region every test server answers as.
+pub const REGION: &str = "us-east-1";
+
+/// Starts meshd's API on a free loopback port with the default limits.
+pub async fn start_server() -> RunningServer {
+    start_server_with_limits(Limits::default()).await
+}
+
+/// Starts meshd's API on a free loopback port with `limits`.
+pub async fn start_server_with_limits(limits: Limits) -> RunningServer {
+    let config = ServerConfig {
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        account: Account {
+            region: REGION.into(),
+            account_id: ACCOUNT_ID.into(),
+        },
+        limits,
+    };
+    server::start(config)
+        .await
+        .expect("meshd starts on 127.0.0.1:0")
+}
+
+/// The real AWS SDK for Rust's App Mesh client, pointed at `addr`, with no retries so
+/// that each call is one request.
+pub fn sdk_client(addr: SocketAddr) -> aws_sdk_appmesh::Client {
+    let credentials =
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+    let config = aws_sdk_appmesh::Config::builder()
+        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
+        .region(aws_sdk_appmesh::config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .endpoint_url(format!("http://{addr}"))
+        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_appmesh::Client::from_conf(config)
+}
+
+/// The ARN of a resource path (`mesh/m/virtualNode/n`) in the test account.
+pub fn arn(resource: &str) -> String {
+    format!("arn:aws:appmesh:{REGION}:{ACCOUNT_ID}:{resource}")
+}
