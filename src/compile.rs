@@ -11,6 +11,7 @@ mod cluster;
 mod context;
 mod envoy;
 mod gateway;
+mod incremental;
 pub mod json;
 mod listener;
 pub mod names;
@@ -26,6 +27,7 @@ use crate::model::{ResourceKey, ResourceKind};
 use crate::store::Snapshot;
 
 pub use check::{DanglingReference, check_references};
+pub use incremental::Compiled;
 pub use output::{CompiledProxy, EncodedResource, ProxyConfig, ResourceType, content_version};
 pub use proxy::{InvalidProxyId, ProxyId, ProxyKind};
 
