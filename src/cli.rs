@@ -24,6 +24,29 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the Envoy configuration meshd compiles for one proxy, as Envoy JSON.
     Compile(CompileArgs),
+    /// Print the Envoy bootstrap (YAML) for a sidecar or gateway, from the App Mesh Envoy
+    /// image's variables (APPMESH_RESOURCE_ARN, APPMESH_XDS_ENDPOINT, ENVOY_ADMIN_ACCESS_PORT, …).
+    Bootstrap(BootstrapArgs),
+}
+
+/// Flags of `meshd bootstrap`; each overrides its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// node.id (else APPMESH_RESOURCE_ARN, APPMESH_RESOURCE_NAME, APPMESH_VIRTUAL_NODE_NAME).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// node.cluster (else APPMESH_RESOURCE_CLUSTER, APPMESH_VIRTUAL_NODE_CLUSTER, else the id).
+    #[arg(long)]
+    pub node_cluster: Option<String>,
+    /// meshd's xDS server, host:port or unix:///path (else APPMESH_XDS_ENDPOINT, else 127.0.0.1:18000).
+    #[arg(long)]
+    pub xds_endpoint: Option<String>,
+    /// Envoy's admin port (else ENVOY_ADMIN_ACCESS_PORT, else 9901).
+    #[arg(long)]
+    pub admin_port: Option<u16>,
+    /// Use incremental (delta) xDS.
+    #[arg(long)]
+    pub delta: bool,
 }
 
 /// Flags of `meshd compile`.
@@ -47,6 +70,15 @@ pub struct ServeArgs {
     /// Address of the App Mesh API (restJson1, as AWS clients speak it). Port 0 picks a free port.
     #[arg(long, env = "MESHD_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
+    /// Address of the xDS server (ADS over gRPC, state of the world and delta).
+    #[arg(long, env = "MESHD_XDS_ADDR", default_value = "127.0.0.1:18000")]
+    pub xds_addr: SocketAddr,
+    /// Also serve xDS on this Unix socket (the App Mesh Envoy image's `unix://` endpoint).
+    #[arg(long, env = "MESHD_XDS_UDS")]
+    pub xds_uds: Option<std::path::PathBuf>,
+    /// Milliseconds to wait after a change for more changes before pushing to proxies.
+    #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::xds::DEFAULT_DEBOUNCE.as_millis() as u64)]
+    pub debounce_ms: u64,
     /// Region in ARNs.
     #[arg(long, env = "MESHD_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -77,6 +109,9 @@ impl ServeArgs {
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
             api_addr: self.api_addr,
+            xds_addr: Some(self.xds_addr),
+            xds_uds: self.xds_uds.clone(),
+            debounce: std::time::Duration::from_millis(self.debounce_ms),
             account: Account {
                 region: self.region.clone(),
                 account_id: self.account_id.clone(),

@@ -3,9 +3,11 @@
 //! See ARCHITECTURE.md for how the modules fit together.
 
 pub mod api;
+pub mod bootstrap;
 pub mod cli;
 pub mod compile;
 pub mod definition;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod xds;

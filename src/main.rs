@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Compile(args) => compile(&args),
+        Command::Bootstrap(args) => bootstrap(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -24,6 +25,21 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn bootstrap(args: &meshd::cli::BootstrapArgs) -> std::io::Result<()> {
+    use meshd::bootstrap::{BootstrapOverrides, BootstrapSettings, bootstrap_yaml};
+    let overrides = BootstrapOverrides {
+        node_id: args.node_id.clone(),
+        node_cluster: args.node_cluster.clone(),
+        xds_endpoint: args.xds_endpoint.clone(),
+        admin_port: args.admin_port,
+        delta: args.delta,
+    };
+    let settings = BootstrapSettings::from_env(|name| std::env::var(name).ok(), &overrides)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    print!("{}", bootstrap_yaml(&settings));
+    Ok(())
 }
 
 fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
@@ -58,6 +74,9 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
 async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
     let server = meshd::server::start(args.server_config()).await?;
     tracing::info!(api_addr = %server.api_addr, "meshd is serving the App Mesh API on http://{}", server.api_addr);
+    if let Some(xds_addr) = server.xds_addr {
+        tracing::info!(xds_addr = %xds_addr, "meshd is serving xDS (ADS) on {xds_addr}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await

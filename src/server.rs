@@ -1,86 +1,176 @@
-//! Running meshd: binds the API listener over one store and serves until told to stop.
+//! Running meshd: the App Mesh API and the xDS server in one process over one store,
+//! until told to stop.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Json;
+use axum::routing::get;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_server::ClientStatusDiscoveryServiceServer;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Account, App};
 use crate::store::{Limits, Store};
+use crate::xds::{Hub, XdsService};
 
 /// What a meshd server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the App Mesh API listens (port 0 picks a free port).
     pub api_addr: SocketAddr,
+    /// Where the xDS server listens over TCP, if it does.
+    pub xds_addr: Option<SocketAddr>,
+    /// Where the xDS server listens on a Unix socket, if it does.
+    pub xds_uds: Option<PathBuf>,
+    /// How long to wait after a change for more before pushing to proxies.
+    pub debounce: Duration,
     /// The region and account meshd answers as.
     pub account: Account,
     /// Limits on the number of resources.
     pub limits: Limits,
 }
 
-/// A server that is running; dropping it does not stop it, [`RunningServer::shutdown`] does.
+impl ServerConfig {
+    /// The API on `api_addr` only, with default settings.
+    pub fn api_only(api_addr: SocketAddr, account: Account) -> Self {
+        Self {
+            api_addr,
+            xds_addr: None,
+            xds_uds: None,
+            debounce: crate::xds::DEFAULT_DEBOUNCE,
+            account,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A server that is running; [`RunningServer::shutdown`] stops it.
 pub struct RunningServer {
     /// The address the API listener is bound to.
     pub api_addr: SocketAddr,
+    /// The address the xDS listener is bound to, if any.
+    pub xds_addr: Option<SocketAddr>,
     /// The store the server serves.
     pub store: Arc<Store>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// The xDS hub (compiled configuration and stream status).
+    pub hub: Arc<Hub>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets requests in flight finish, and waits.
+    /// Stops accepting requests and streams, lets requests in flight finish, and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
-    }
-
-    /// Waits until the server stops by itself (it does not, unless it fails).
-    pub async fn wait(self) -> std::io::Result<()> {
-        let RunningServer { stop, task, .. } = self;
-        let result = task
-            .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
-        drop(stop);
-        result
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await
+                .unwrap_or_else(|err| Err(std::io::Error::other(err)))?;
+        }
+        Ok(())
     }
 }
 
-/// Binds the listener and starts serving on an in-memory store.
+/// Binds the listeners and starts serving on an in-memory store.
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let store = Arc::new(Store::in_memory(config.limits));
     start_with_store(config, store).await
 }
 
-/// Binds the listener and starts serving `store`.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Binds the listeners and starts serving `store`.
 pub async fn start_with_store(
     config: ServerConfig,
     store: Arc<Store>,
 ) -> std::io::Result<RunningServer> {
+    let (stop, stop_rx) = watch::channel(false);
+    let hub = Hub::new(store.clone(), config.debounce);
+    let mut tasks = Vec::new();
+    {
+        let hub = hub.clone();
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = hub.run() => {}
+                _ = stopped(stop) => {}
+            }
+            Ok(())
+        }));
+    }
+
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
     let app = App {
         store: store.clone(),
         account: Arc::new(config.account),
     };
-    let router = api::router(app);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    let status_hub = hub.clone();
+    let router = api::router(app).merge(axum::Router::new().route(
+        "/meshd/v1/proxies",
+        get(move || {
+            let hub = status_hub.clone();
+            async move { Json(hub.statuses().into_values().collect::<Vec<_>>()) }
+        }),
+    ));
+    let stop_api = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
+            .with_graceful_shutdown(stopped(stop_api))
             .await
-    });
+    }));
+
+    let service = XdsService::new(hub.clone());
+    let mut xds_addr = None;
+    if let Some(addr) = config.xds_addr {
+        let listener = TcpListener::bind(addr).await?;
+        xds_addr = Some(listener.local_addr()?);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let service = service.clone();
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            grpc_router(service)
+                .serve_with_incoming_shutdown(incoming, stopped(stop))
+                .await
+                .map_err(std::io::Error::other)
+        }));
+    }
+    if let Some(path) = config.xds_uds.clone() {
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = grpc_router(service)
+                .serve_with_incoming_shutdown(incoming, stopped(stop))
+                .await
+                .map_err(std::io::Error::other);
+            let _ = std::fs::remove_file(&path);
+            result
+        }));
+    }
     Ok(RunningServer {
         api_addr,
+        xds_addr,
         store,
+        hub,
         stop,
-        task,
+        tasks,
     })
+}
+
+fn grpc_router(service: XdsService) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(
+            AggregatedDiscoveryServiceServer::new(service.clone())
+                .max_decoding_message_size(64 << 20),
+        )
+        .add_service(ClientStatusDiscoveryServiceServer::new(service))
 }

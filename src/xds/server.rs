@@ -1,0 +1,321 @@
+//! The gRPC shell: ADS (state of the world and delta) and CSDS over tonic. Each stream
+//! is a task that feeds requests and new snapshots to its state machine and writes the
+//! responses to a small bounded channel.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::admin::v3::ClientResourceStatus;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::envoy::service::status::v3::client_config::GenericXdsConfig;
+use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_server::ClientStatusDiscoveryService;
+use envoy_types::pb::envoy::service::status::v3::{
+    ClientConfig, ClientStatusRequest, ClientStatusResponse, ConfigStatus,
+};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::compile::{ProxyId, ResourceType};
+
+use super::delta::DeltaStream;
+use super::hub::Hub;
+use super::snapshot::ProxySnapshot;
+use super::sotw::SotwStream;
+use super::status::{StreamKind, StreamStatus, TypeStatus, type_label};
+
+/// How many responses may wait for a slow proxy before its stream task waits (only that
+/// stream waits: every stream has its own task and its own latest-wins snapshot channel).
+const STREAM_BUFFER: usize = 4;
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The ADS and CSDS services over one hub.
+#[derive(Clone)]
+pub struct XdsService {
+    hub: Arc<Hub>,
+}
+
+impl XdsService {
+    /// The services of `hub`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+/// The proxy a node says it is: `node.id`, else `node.cluster`.
+pub fn identify(node: Option<&Node>) -> Result<ProxyId, Status> {
+    let node = node
+        .ok_or_else(|| Status::invalid_argument("the first request of a stream must carry node"))?;
+    ProxyId::parse(&node.id)
+        .or_else(|_| ProxyId::parse(&node.cluster))
+        .map_err(|err| {
+            Status::invalid_argument(format!(
+                "{err} (node.cluster {:?} is not either)",
+                node.cluster
+            ))
+        })
+}
+
+fn record(
+    status: &Mutex<StreamStatus>,
+    types: std::collections::BTreeMap<ResourceType, TypeStatus>,
+    snapshot: &ProxySnapshot,
+) {
+    let mut status = status.lock();
+    status.types = types
+        .into_iter()
+        .map(|(kind, s)| (type_label(kind), s))
+        .collect();
+    status.diagnostics = snapshot.diagnostics.clone();
+}
+
+fn log_nacks(
+    proxy: &ProxyId,
+    type_url: &str,
+    detail: Option<&envoy_types::pb::google::rpc::Status>,
+) {
+    if let Some(detail) = detail {
+        tracing::warn!(proxy = %proxy, type_url, "proxy rejected its configuration: {}", detail.message);
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for XdsService {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = match inbound.message().await? {
+            Some(first) => first,
+            None => {
+                return Err(Status::cancelled(
+                    "the stream closed before its first request",
+                ));
+            }
+        };
+        let proxy = identify(first.node.as_ref())?;
+        let node_id = first
+            .node
+            .as_ref()
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let hub = self.hub.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            let mut snapshots = hub.watch(&proxy);
+            let (id, status) = hub.register(StreamStatus {
+                node_id,
+                resource: proxy.to_string(),
+                stream: StreamKind::Sotw,
+                types: Default::default(),
+                diagnostics: Vec::new(),
+            });
+            tracing::info!(proxy = %proxy, "SotW stream opened");
+            let mut machine = SotwStream::new();
+            let mut next = Some(first);
+            'stream: loop {
+                if let Some(request) = next.take() {
+                    log_nacks(&proxy, &request.type_url, request.error_detail.as_ref());
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    match machine.on_request(&request, &snapshot) {
+                        Ok(responses) => {
+                            for response in responses {
+                                if tx.send(Ok(response)).await.is_err() {
+                                    break 'stream;
+                                }
+                            }
+                        }
+                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
+                    }
+                    record(&status, machine.status(), &snapshot);
+                }
+                tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => next = Some(request),
+                        _ => break,
+                    },
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let snapshot = snapshots.borrow_and_update().clone();
+                        for response in machine.on_snapshot(&snapshot) {
+                            if tx.send(Ok(response)).await.is_err() {
+                                break 'stream;
+                            }
+                        }
+                        record(&status, machine.status(), &snapshot);
+                    }
+                }
+            }
+            hub.unregister(id);
+            tracing::info!(proxy = %proxy, "SotW stream closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = match inbound.message().await? {
+            Some(first) => first,
+            None => {
+                return Err(Status::cancelled(
+                    "the stream closed before its first request",
+                ));
+            }
+        };
+        let proxy = identify(first.node.as_ref())?;
+        let node_id = first
+            .node
+            .as_ref()
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        let hub = self.hub.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            let mut snapshots = hub.watch(&proxy);
+            let (id, status) = hub.register(StreamStatus {
+                node_id,
+                resource: proxy.to_string(),
+                stream: StreamKind::Delta,
+                types: Default::default(),
+                diagnostics: Vec::new(),
+            });
+            tracing::info!(proxy = %proxy, "delta stream opened");
+            let mut machine = DeltaStream::new();
+            let mut next = Some(first);
+            'stream: loop {
+                if let Some(request) = next.take() {
+                    log_nacks(&proxy, &request.type_url, request.error_detail.as_ref());
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    match machine.on_request(&request, &snapshot) {
+                        Ok(responses) => {
+                            for response in responses {
+                                if tx.send(Ok(response)).await.is_err() {
+                                    break 'stream;
+                                }
+                            }
+                        }
+                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
+                    }
+                    record(&status, machine.status(), &snapshot);
+                }
+                tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => next = Some(request),
+                        _ => break,
+                    },
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let snapshot = snapshots.borrow_and_update().clone();
+                        for response in machine.on_snapshot(&snapshot) {
+                            if tx.send(Ok(response)).await.is_err() {
+                                break 'stream;
+                            }
+                        }
+                        record(&status, machine.status(), &snapshot);
+                    }
+                }
+            }
+            hub.unregister(id);
+            tracing::info!(proxy = %proxy, "delta stream closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn client_configs(hub: &Hub) -> Vec<ClientConfig> {
+    hub.statuses()
+        .into_values()
+        .map(|stream| {
+            let proxy = ProxyId::parse(&stream.resource).ok();
+            let snapshot = proxy.as_ref().and_then(|p| hub.current(p));
+            let mut generic = Vec::new();
+            for kind in ResourceType::ALL {
+                let Some(state) = stream.types.get(type_label(kind)) else {
+                    continue;
+                };
+                let (config_status, client_status) =
+                    if state.nack.is_some() && state.acked_version != state.sent_version {
+                        (ConfigStatus::Error, ClientResourceStatus::Nacked)
+                    } else if state.acked_version == state.sent_version {
+                        (ConfigStatus::Synced, ClientResourceStatus::Acked)
+                    } else {
+                        (ConfigStatus::Stale, ClientResourceStatus::Requested)
+                    };
+                let names: Vec<String> = snapshot
+                    .as_ref()
+                    .map(|s| s.of(kind).resources.keys().cloned().collect())
+                    .unwrap_or_default();
+                for name in names {
+                    generic.push(GenericXdsConfig {
+                        type_url: kind.type_url().to_string(),
+                        name,
+                        version_info: state.sent_version.clone(),
+                        config_status: config_status as i32,
+                        client_status: client_status as i32,
+                        ..Default::default()
+                    });
+                }
+            }
+            ClientConfig {
+                node: Some(Node {
+                    id: stream.node_id.clone(),
+                    ..Default::default()
+                }),
+                generic_xds_configs: generic,
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl ClientStatusDiscoveryService for XdsService {
+    type StreamClientStatusStream = ResponseStream<ClientStatusResponse>;
+
+    async fn stream_client_status(
+        &self,
+        request: Request<Streaming<ClientStatusRequest>>,
+    ) -> Result<Response<Self::StreamClientStatusStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hub = self.hub.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Ok(Some(_)) = inbound.message().await {
+                let response = ClientStatusResponse {
+                    config: client_configs(&hub),
+                };
+                if tx.send(Ok(response)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn fetch_client_status(
+        &self,
+        _request: Request<ClientStatusRequest>,
+    ) -> Result<Response<ClientStatusResponse>, Status> {
+        Ok(Response::new(ClientStatusResponse {
+            config: client_configs(&self.hub),
+        }))
+    }
+}

@@ -1,0 +1,72 @@
+//! What each connected proxy has been sent and has accepted or rejected, per type: the
+//! view behind `GET /meshd/v1/proxies` and the Client Status Discovery Service.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::compile::ResourceType;
+
+/// The xDS variant a stream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// State of the world (`StreamAggregatedResources`).
+    Sotw,
+    /// Incremental (`DeltaAggregatedResources`).
+    Delta,
+}
+
+/// A rejected configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nack {
+    /// The version the proxy rejected.
+    pub version: String,
+    /// The nonce of the rejected response.
+    pub nonce: String,
+    /// Envoy's error message.
+    pub message: String,
+}
+
+/// One type's state on one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TypeStatus {
+    /// The version last sent (empty before anything is sent).
+    pub sent_version: String,
+    /// The version the proxy last accepted.
+    pub acked_version: String,
+    /// The last rejection, if the proxy has rejected a configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nack: Option<Nack>,
+    /// How many responses of this type were sent.
+    pub responses_sent: u64,
+    /// Whether every resource of the type is subscribed.
+    pub wildcard: bool,
+    /// The names subscribed (empty with a wildcard).
+    pub subscribed: Vec<String>,
+}
+
+/// One stream's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamStatus {
+    /// The node id the proxy sent.
+    pub node_id: String,
+    /// The App Mesh resource it serves (`mesh/m/virtualNode/n`).
+    pub resource: String,
+    /// SotW or delta.
+    pub stream: StreamKind,
+    /// Per type (`cluster`, `endpoint`, `listener`, `route_configuration`).
+    pub types: BTreeMap<&'static str, TypeStatus>,
+    /// What the compiler left out of this proxy's configuration, and why.
+    pub diagnostics: Vec<String>,
+}
+
+/// The short name of a resource type in the status view.
+pub fn type_label(kind: ResourceType) -> &'static str {
+    match kind {
+        ResourceType::Cluster => "cluster",
+        ResourceType::Endpoint => "endpoint",
+        ResourceType::Listener => "listener",
+        ResourceType::RouteConfiguration => "route_configuration",
+    }
+}
