@@ -19,13 +19,13 @@ pub async fn start_server() -> RunningServer {
 
 /// Starts meshd's API on a free loopback port with `limits`.
 pub async fn start_server_with_limits(limits: Limits) -> RunningServer {
+    let account = Account {
+        region: REGION.into(),
+        account_id: ACCOUNT_ID.into(),
+    };
     let config = ServerConfig {
-        api_addr: "127.0.0.1:0".parse().unwrap(),
-        account: Account {
-            region: REGION.into(),
-            account_id: ACCOUNT_ID.into(),
-        },
         limits,
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
     };
     server::start(config)
         .await
