@@ -52,6 +52,13 @@ pub fn compile_with_dependencies(
             ProxyKind::VirtualNode => node::compile(&mut ctx, &proxy.name),
             ProxyKind::VirtualGateway => gateway::compile(&mut ctx, &proxy.name),
         }
+        let kind = match proxy.kind {
+            ProxyKind::VirtualNode => ResourceKind::VirtualNode,
+            ProxyKind::VirtualGateway => ResourceKind::VirtualGateway,
+        };
+        ctx.out.exists = snapshot
+            .get(&ResourceKey::in_mesh(kind, &proxy.mesh, &proxy.name))
+            .is_some();
     }
     (ctx.out, ctx.dependencies)
 }

@@ -27,6 +27,9 @@ pub struct ProxyConfig {
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
     /// What was left out, and why.
     pub diagnostics: Vec<String>,
+    /// Whether the proxy's mesh and virtual node (or gateway) exist. A proxy whose
+    /// resource does not exist is sent nothing: it keeps what it has until it does.
+    pub exists: bool,
 }
 
 /// The xDS resource types, in the order Envoy wants them applied (make before break:

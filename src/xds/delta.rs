@@ -120,6 +120,9 @@ impl DeltaStream {
         kind: ResourceType,
         snapshot: &ProxySnapshot,
     ) -> Option<DeltaDiscoveryResponse> {
+        if !snapshot.exists {
+            return None;
+        }
         let state = self.types.get_mut(&kind)?;
         if !state.started {
             return None;

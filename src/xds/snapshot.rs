@@ -53,6 +53,8 @@ pub struct ProxySnapshot {
     pub types: BTreeMap<ResourceType, TypeSnapshot>,
     /// What the compiler left out, and why.
     pub diagnostics: Vec<String>,
+    /// Whether the proxy's resource exists; nothing is sent while it does not.
+    pub exists: bool,
 }
 
 impl ProxySnapshot {
@@ -100,6 +102,7 @@ impl Interner {
         ProxySnapshot {
             types,
             diagnostics: config.diagnostics.clone(),
+            exists: config.exists,
         }
     }
 

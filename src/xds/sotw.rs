@@ -138,6 +138,9 @@ impl SotwStream {
         snapshot: &ProxySnapshot,
     ) -> Option<DiscoveryResponse> {
         let nonce_number = self.next_nonce + 1;
+        if !snapshot.exists {
+            return None;
+        }
         let state = self.types.get_mut(&kind)?;
         let subscription = state.subscription.as_ref()?;
         let resources = selected(snapshot, kind, subscription);
@@ -202,7 +205,10 @@ pub(crate) mod tests {
 
     /// A snapshot with the given `(type, name, version)` resources.
     pub(crate) fn snapshot(resources: &[(ResourceType, &str, &str)]) -> ProxySnapshot {
-        let mut out = ProxySnapshot::default();
+        let mut out = ProxySnapshot {
+            exists: true,
+            ..Default::default()
+        };
         for (kind, name, version) in resources {
             out.types
                 .entry(*kind)
@@ -451,6 +457,21 @@ pub(crate) mod tests {
             .map(|k| k.type_url().to_string())
             .collect();
         assert_eq!(order, expected);
+    }
+
+    #[test]
+    fn test_a_proxy_whose_resource_does_not_exist_is_sent_nothing_until_it_does() {
+        let mut stream = SotwStream::new();
+        let absent = ProxySnapshot::default();
+        assert!(
+            stream
+                .on_request(&request(Cluster, "", "", &[]), &absent)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(stream.on_snapshot(&absent).is_empty());
+        let created = snapshot(&[(Cluster, "a", "1")]);
+        assert_eq!(stream.on_snapshot(&created).len(), 1);
     }
 
     #[test]
