@@ -199,7 +199,6 @@ impl SotwStream {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::xds::snapshot::TypeSnapshot;
     use envoy_types::pb::envoy::config::core::v3::Node;
     use envoy_types::pb::google::rpc::Status as RpcStatus;
 
@@ -210,18 +209,14 @@ pub(crate) mod tests {
             ..Default::default()
         };
         for (kind, name, version) in resources {
-            out.types
-                .entry(*kind)
-                .or_insert_with(TypeSnapshot::default)
-                .resources
-                .insert(
-                    name.to_string(),
-                    Arc::new(XdsResource {
-                        name: name.to_string(),
-                        version: version.to_string(),
-                        bytes: format!("{name}@{version}").into_bytes(),
-                    }),
-                );
+            out.types.entry(*kind).or_default().resources.insert(
+                name.to_string(),
+                Arc::new(XdsResource {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    bytes: format!("{name}@{version}").into_bytes(),
+                }),
+            );
         }
         out
     }
