@@ -126,7 +126,7 @@ pub async fn start_with_store(
             .await
     }));
 
-    let service = XdsService::new(hub.clone());
+    let service = XdsService::new(hub.clone()).with_shutdown(stop_rx.clone());
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
         let listener = TcpListener::bind(addr).await?;

@@ -130,6 +130,7 @@ impl DeltaStream {
         let available = &snapshot.of(kind).resources;
         let wanted = |name: &str| state.wildcard || state.names.contains(name);
         let mut changed = Vec::new();
+        let mut withheld = false;
         for (name, resource) in available {
             if !wanted(name) || state.held.get(name) == Some(&resource.version) {
                 continue;
@@ -138,6 +139,7 @@ impl DeltaStream {
                 .rejected
                 .contains(&(name.clone(), resource.version.clone()))
             {
+                withheld = true;
                 continue;
             }
             changed.push(resource.clone());
@@ -149,6 +151,14 @@ impl DeltaStream {
             .cloned()
             .collect();
         if changed.is_empty() && removed.is_empty() {
+            if !withheld && state.in_flight.is_empty() {
+                // The proxy holds exactly what it should, with nothing to send: after a
+                // reconnect that already had everything, or a change reverted after a
+                // NACK (the proxy kept the previous version). Say it is in sync.
+                let version = snapshot.of(kind).version_of(available.values());
+                state.last_sent_version = version.clone();
+                state.last_acked_version = version;
+            }
             return None;
         }
         self.next_nonce += 1;
@@ -282,8 +292,14 @@ mod tests {
             stream.status()[&Listener].nack.as_ref().unwrap().message,
             "rejected"
         );
-        // Going back to the good version is a change from what the proxy holds? No: it still holds good.
+        let status = &stream.status()[&Listener];
+        assert_ne!(status.acked_version, status.sent_version, "not in sync");
+        // Going back to the good version is a change from what the proxy holds? No: it still
+        // holds good, so nothing is sent, and the status says the proxy is in sync again.
         assert!(stream.on_snapshot(&good).is_empty());
+        let status = &stream.status()[&Listener];
+        assert_eq!(status.acked_version, status.sent_version);
+        assert_eq!(status.responses_sent, 2);
         let newer = snapshot(&[(Listener, "l", "newer")]);
         assert_eq!(names(&stream.on_snapshot(&newer)[0]), ["l"]);
     }
@@ -327,5 +343,9 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        let status = &again.status()[&Cluster];
+        assert_eq!(status.responses_sent, 0);
+        assert!(!status.sent_version.is_empty());
+        assert_eq!(status.acked_version, status.sent_version, "in sync");
     }
 }

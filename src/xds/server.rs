@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::service::status::v3::{
     ClientConfig, ClientStatusRequest, ClientStatusResponse, ConfigStatus,
 };
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -40,13 +40,40 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone)]
 pub struct XdsService {
     hub: Arc<Hub>,
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl XdsService {
     /// The services of `hub`.
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+        Self { hub, stop: None }
     }
+
+    /// The same services, ending every open stream (with UNAVAILABLE, so proxies
+    /// reconnect) once `stop` turns true or its sender is dropped. Proxies never close
+    /// their ADS streams, so without this a graceful shutdown would wait forever.
+    pub fn with_shutdown(self, stop: watch::Receiver<bool>) -> Self {
+        Self {
+            stop: Some(stop),
+            ..self
+        }
+    }
+
+    fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stop = self.stop.clone();
+        async move {
+            match stop {
+                Some(mut stop) => {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("meshd is shutting down")
 }
 
 /// The proxy a node says it is: `node.id`, else `node.cluster`.
@@ -112,7 +139,9 @@ impl AggregatedDiscoveryService for XdsService {
             .unwrap_or_default();
         let hub = self.hub.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stop = self.stopping();
         tokio::spawn(async move {
+            tokio::pin!(stop);
             let mut snapshots = hub.watch(&proxy);
             let (id, status) = hub.register(StreamStatus {
                 node_id,
@@ -141,6 +170,10 @@ impl AggregatedDiscoveryService for XdsService {
                     record(&status, machine.status(), &snapshot);
                 }
                 tokio::select! {
+                    _ = &mut stop => {
+                        let _ = tx.try_send(Err(shutting_down()));
+                        break;
+                    }
                     message = inbound.message() => match message {
                         Ok(Some(request)) => next = Some(request),
                         _ => break,
@@ -186,7 +219,9 @@ impl AggregatedDiscoveryService for XdsService {
             .unwrap_or_default();
         let hub = self.hub.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stop = self.stopping();
         tokio::spawn(async move {
+            tokio::pin!(stop);
             let mut snapshots = hub.watch(&proxy);
             let (id, status) = hub.register(StreamStatus {
                 node_id,
@@ -215,6 +250,10 @@ impl AggregatedDiscoveryService for XdsService {
                     record(&status, machine.status(), &snapshot);
                 }
                 tokio::select! {
+                    _ = &mut stop => {
+                        let _ = tx.try_send(Err(shutting_down()));
+                        break;
+                    }
                     message = inbound.message() => match message {
                         Ok(Some(request)) => next = Some(request),
                         _ => break,
@@ -297,8 +336,20 @@ impl ClientStatusDiscoveryService for XdsService {
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stop = self.stopping();
         tokio::spawn(async move {
-            while let Ok(Some(_)) = inbound.message().await {
+            tokio::pin!(stop);
+            loop {
+                let message = tokio::select! {
+                    _ = &mut stop => {
+                        let _ = tx.try_send(Err(shutting_down()));
+                        break;
+                    }
+                    message = inbound.message() => message,
+                };
+                if !matches!(message, Ok(Some(_))) {
+                    break;
+                }
                 let response = ClientStatusResponse {
                     config: client_configs(&hub),
                 };

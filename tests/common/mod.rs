@@ -1,7 +1,10 @@
 //! Shared test support: an in-process meshd on 127.0.0.1:0 and real AWS clients for it.
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use meshd::api::Account;
 use meshd::server::{self, RunningServer, ServerConfig};
@@ -30,6 +33,26 @@ pub async fn start_server_with_limits(limits: Limits) -> RunningServer {
     server::start(config)
         .await
         .expect("meshd starts on 127.0.0.1:0")
+}
+
+/// Starts meshd's API on a free loopback port and xDS on `xds_addr` (port 0 picks a free
+/// port; `RunningServer::xds_addr` says which) and, if given, on the Unix socket `xds_uds`.
+pub async fn start_server_with_xds(
+    xds_addr: Option<SocketAddr>,
+    xds_uds: Option<PathBuf>,
+) -> RunningServer {
+    let account = Account {
+        region: REGION.into(),
+        account_id: ACCOUNT_ID.into(),
+    };
+    let config = ServerConfig {
+        xds_addr,
+        xds_uds,
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    server::start(config)
+        .await
+        .expect("meshd starts with xDS on loopback")
 }
 
 /// The real AWS SDK for Rust's App Mesh client, pointed at `addr`, with no retries so
