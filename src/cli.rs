@@ -22,6 +22,23 @@ pub struct Cli {
 pub enum Command {
     /// Serve the App Mesh API.
     Serve(ServeArgs),
+    /// Print the Envoy configuration meshd compiles for one proxy, as Envoy JSON.
+    Compile(CompileArgs),
+}
+
+/// Flags of `meshd compile`.
+#[derive(Debug, Clone, Args)]
+pub struct CompileArgs {
+    /// A mesh definition: a JSON list of App Mesh resources as `describe-*` prints them.
+    #[arg(long, env = "MESHD_DEFINITION")]
+    pub definition: std::path::PathBuf,
+    /// The proxy: `mesh/<mesh>/virtualNode/<name>` or `mesh/<mesh>/virtualGateway/<name>`.
+    #[arg(long)]
+    pub proxy: String,
+    /// Print a static Envoy bootstrap (routes and endpoints inline) that
+    /// `envoy --mode validate` can check, instead of the resources by type.
+    #[arg(long)]
+    pub bootstrap: bool,
 }
 
 /// Flags of `meshd serve`.

@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod compile;
+pub mod definition;
 pub mod model;
 pub mod server;
 pub mod store;

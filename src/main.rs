@@ -14,6 +14,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Compile(args) => compile(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -23,6 +24,35 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
+    use meshd::compile::{self, ProxyId, json};
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let proxy = ProxyId::parse(&args.proxy).map_err(|e| invalid(e.to_string()))?;
+    let text = std::fs::read_to_string(&args.definition)?;
+    let definition: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid(format!("{}: {e}", args.definition.display())))?;
+    let store = meshd::store::Store::in_memory(Default::default());
+    meshd::definition::load(&store, &definition).map_err(|e| invalid(e.to_string()))?;
+    let config = compile::compile_proxy(&store.snapshot(), &proxy);
+    if let Err(dangling) = compile::check_references(&config) {
+        let list: Vec<String> = dangling.iter().map(ToString::to_string).collect();
+        return Err(std::io::Error::other(format!(
+            "the compiled configuration is inconsistent: {}",
+            list.join("; ")
+        )));
+    }
+    let output = if args.bootstrap {
+        json::static_bootstrap(&config, &proxy.to_string())
+    } else {
+        json::config_json(&config)
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&output).expect("JSON values print")
+    );
+    Ok(())
 }
 
 async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {

@@ -92,13 +92,13 @@ impl Snapshot {
 
     /// The resources of `kind` in `mesh` (under `parent` for routes and gateway routes;
     /// empty otherwise), by name, starting after the name `after`.
-    pub fn list<'a>(
-        &'a self,
-        mesh: &'a str,
+    pub fn list<'s, 'q>(
+        &'s self,
+        mesh: &'q str,
         kind: ResourceKind,
-        parent: &'a str,
-        after: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
+        parent: &'q str,
+        after: Option<&'q str>,
+    ) -> impl Iterator<Item = &'s Arc<Resource>> + use<'s, 'q> {
         let start = ResourceKey::child(kind, mesh, parent, after.unwrap_or(""));
         self.resources
             .range(start..)

@@ -1,0 +1,107 @@
+//! The compiler: a pure function from a store snapshot and a proxy's identity to that
+//! proxy's Envoy resources (listeners, clusters, route configurations, endpoints), as
+//! App Mesh's managed control plane produced them. No async, no locks, no clock: the
+//! same snapshot always compiles to the same bytes, and versions are content hashes.
+//!
+//! `docs/envoy-mapping.md` is the specification of the mapping.
+
+mod backend;
+mod check;
+mod cluster;
+mod context;
+mod envoy;
+mod gateway;
+mod incremental;
+pub mod json;
+mod listener;
+pub mod names;
+mod node;
+mod output;
+mod proxy;
+mod route;
+mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{ResourceKey, ResourceKind};
+use crate::store::Snapshot;
+
+pub use check::{DanglingReference, check_references};
+pub use incremental::Compiled;
+pub use output::{CompiledProxy, EncodedResource, ProxyConfig, ResourceType, content_version};
+pub use proxy::{InvalidProxyId, ProxyId, ProxyKind};
+
+/// Compiles the configuration of `proxy` from `snapshot`. A proxy whose resource does
+/// not exist (yet) gets an empty configuration and a diagnostic saying so.
+pub fn compile_proxy(snapshot: &Snapshot, proxy: &ProxyId) -> ProxyConfig {
+    compile_with_dependencies(snapshot, proxy).0
+}
+
+/// Compiles `proxy` and returns, with its configuration, every resource it was compiled
+/// from (routes and gateway routes count as their router or gateway): a change to any
+/// other resource cannot change this proxy's configuration.
+pub fn compile_with_dependencies(
+    snapshot: &Snapshot,
+    proxy: &ProxyId,
+) -> (ProxyConfig, BTreeSet<ResourceKey>) {
+    let mut ctx = context::Context::new(snapshot, &proxy.mesh);
+    if ctx.mesh_spec().is_none() {
+        ctx.diagnose(format!("mesh {} does not exist", proxy.mesh));
+    } else {
+        match proxy.kind {
+            ProxyKind::VirtualNode => node::compile(&mut ctx, &proxy.name),
+            ProxyKind::VirtualGateway => gateway::compile(&mut ctx, &proxy.name),
+        }
+    }
+    (ctx.out, ctx.dependencies)
+}
+
+/// Every proxy the store defines: each virtual node and each virtual gateway.
+pub fn all_proxies(snapshot: &Snapshot) -> Vec<ProxyId> {
+    snapshot
+        .iter()
+        .filter_map(|resource| match resource.key.kind {
+            ResourceKind::VirtualNode => Some(ProxyId::virtual_node(
+                &resource.key.mesh,
+                &resource.key.name,
+            )),
+            ResourceKind::VirtualGateway => Some(ProxyId::virtual_gateway(
+                &resource.key.mesh,
+                &resource.key.name,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Compiles every proxy of the store, spreading the proxies over the machine's cores
+/// (compilation is pure, so the result does not depend on how they are spread).
+pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
+    let proxies = all_proxies(snapshot);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(proxies.len().max(1));
+    let chunk = proxies.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = proxies
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|proxy| (proxy.clone(), compile_proxy(snapshot, proxy)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("compiling a proxy does not panic"))
+            .collect()
+    })
+}
+
+/// The resource a change to `key` is seen through by the compiler's dependency sets: a
+/// route through its router, a gateway route through its gateway, anything else itself.
+pub fn dependency_key(key: &ResourceKey) -> ResourceKey {
+    key.parent_key().unwrap_or_else(|| key.clone())
+}

@@ -1,0 +1,324 @@
+//! The compiler's view of the store for one proxy: typed look-ups that remember what
+//! they read (so that a change can be traced to the proxies it affects), the output
+//! being built, and the egress clusters shared by every route that targets them.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::model::spec::*;
+use crate::model::{ResourceKey, ResourceKind, Spec};
+use crate::store::Snapshot;
+
+use super::cluster::{self, Discovery, EgressTarget};
+use super::names;
+use super::output::ProxyConfig;
+use super::tls;
+
+/// An egress cluster request: target node, requested port, and the client policy (by
+/// address: backends that reach one target listener may carry different policies).
+type EgressKey = (String, Option<i64>, Option<usize>);
+
+/// One proxy's compilation in progress.
+pub struct Context<'a> {
+    snapshot: &'a Snapshot,
+    /// The proxy's mesh.
+    pub mesh: &'a str,
+    /// The output so far.
+    pub out: ProxyConfig,
+    /// Every resource read (a route counts as its router, a gateway route as its gateway).
+    pub dependencies: BTreeSet<ResourceKey>,
+    /// Egress clusters already resolved, by target node and requested port.
+    egress: HashMap<EgressKey, Option<(String, PortProtocol)>>,
+    /// The mesh's spec, once read.
+    mesh_spec: Option<Option<&'a MeshSpec>>,
+}
+
+impl<'a> Context<'a> {
+    /// Starts compiling a proxy of `mesh`.
+    pub fn new(snapshot: &'a Snapshot, mesh: &'a str) -> Self {
+        Self {
+            snapshot,
+            mesh,
+            out: ProxyConfig::default(),
+            dependencies: BTreeSet::new(),
+            egress: HashMap::new(),
+            mesh_spec: None,
+        }
+    }
+
+    /// Records a problem: something left out of the configuration, and why.
+    pub fn diagnose(&mut self, message: impl Into<String>) {
+        self.out.diagnostics.push(message.into());
+    }
+
+    fn get(&mut self, kind: ResourceKind, name: &str) -> Option<&'a Spec> {
+        let key = match kind {
+            ResourceKind::Mesh => ResourceKey::mesh(self.mesh),
+            kind => ResourceKey::in_mesh(kind, self.mesh, name),
+        };
+        let snapshot: &'a Snapshot = self.snapshot;
+        let found = snapshot.get(&key).map(|resource| &resource.spec);
+        self.dependencies.insert(key);
+        found
+    }
+
+    /// The mesh's spec.
+    pub fn mesh_spec(&mut self) -> Option<&'a MeshSpec> {
+        if let Some(spec) = self.mesh_spec {
+            return spec;
+        }
+        let spec = match self.get(ResourceKind::Mesh, "") {
+            Some(Spec::Mesh(spec)) => Some(spec),
+            _ => None,
+        };
+        self.mesh_spec = Some(spec);
+        spec
+    }
+
+    /// A virtual node's spec.
+    pub fn virtual_node(&mut self, name: &str) -> Option<&'a VirtualNodeSpec> {
+        match self.get(ResourceKind::VirtualNode, name) {
+            Some(Spec::VirtualNode(spec)) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// A virtual service's spec.
+    pub fn virtual_service(&mut self, name: &str) -> Option<&'a VirtualServiceSpec> {
+        match self.get(ResourceKind::VirtualService, name) {
+            Some(Spec::VirtualService(spec)) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// A virtual router's spec.
+    pub fn virtual_router(&mut self, name: &str) -> Option<&'a VirtualRouterSpec> {
+        match self.get(ResourceKind::VirtualRouter, name) {
+            Some(Spec::VirtualRouter(spec)) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// A virtual gateway's spec.
+    pub fn virtual_gateway(&mut self, name: &str) -> Option<&'a VirtualGatewaySpec> {
+        match self.get(ResourceKind::VirtualGateway, name) {
+            Some(Spec::VirtualGateway(spec)) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// The routes of a virtual router, by name.
+    pub fn routes(&mut self, router: &str) -> Vec<(&'a str, &'a RouteSpec)> {
+        self.dependencies.insert(ResourceKey::in_mesh(
+            ResourceKind::VirtualRouter,
+            self.mesh,
+            router,
+        ));
+        let snapshot: &'a Snapshot = self.snapshot;
+        snapshot
+            .list(self.mesh, ResourceKind::Route, router, None)
+            .filter_map(|resource| match &resource.spec {
+                Spec::Route(spec) => Some((resource.key.name.as_str(), spec)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The gateway routes of a virtual gateway, by name.
+    pub fn gateway_routes(&mut self, gateway: &str) -> Vec<(&'a str, &'a GatewayRouteSpec)> {
+        self.dependencies.insert(ResourceKey::in_mesh(
+            ResourceKind::VirtualGateway,
+            self.mesh,
+            gateway,
+        ));
+        let snapshot: &'a Snapshot = self.snapshot;
+        snapshot
+            .list(self.mesh, ResourceKind::GatewayRoute, gateway, None)
+            .filter_map(|resource| match &resource.spec {
+                Spec::GatewayRoute(spec) => Some((resource.key.name.as_str(), spec)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The IP preference of a node: its service discovery's, else the mesh's.
+    pub fn ip_preference(&mut self, node: Option<&VirtualNodeSpec>) -> Option<IpPreference> {
+        let own = node
+            .and_then(|n| n.service_discovery.as_ref())
+            .and_then(|d| {
+                d.dns
+                    .as_ref()
+                    .and_then(|dns| dns.ip_preference)
+                    .or(d.aws_cloud_map.as_ref().and_then(|map| map.ip_preference))
+            });
+        own.or_else(|| {
+            self.mesh_spec()
+                .and_then(|m| m.service_discovery.as_ref())
+                .and_then(|d| d.ip_preference)
+        })
+    }
+
+    /// The client's cluster for virtual node `target`'s listener on `port` (its only
+    /// listener when `port` is `None`), built once and shared. `policy` is the client
+    /// policy that applies to the backend. Returns the cluster's name and the listener's
+    /// protocol, or `None` (with a diagnostic) when there is no such listener.
+    pub fn egress_cluster(
+        &mut self,
+        target: &str,
+        port: Option<i64>,
+        policy: Option<&ClientPolicy>,
+    ) -> Option<(String, PortProtocol)> {
+        // The policy is part of the key: backends that reach one target listener may carry
+        // different client policies (compared by identity, which is enough for a memo).
+        let memo = (
+            target.to_string(),
+            port,
+            policy.map(|p| p as *const ClientPolicy as usize),
+        );
+        if let Some(known) = self.egress.get(&memo) {
+            return known.clone();
+        }
+        let resolved = self.resolve_egress_cluster(target, port, policy);
+        self.egress.insert(memo, resolved.clone());
+        resolved
+    }
+
+    fn resolve_egress_cluster(
+        &mut self,
+        target: &str,
+        port: Option<i64>,
+        policy: Option<&ClientPolicy>,
+    ) -> Option<(String, PortProtocol)> {
+        let Some(node) = self.virtual_node(target) else {
+            self.diagnose(format!(
+                "virtual node {target} does not exist; traffic to it is left out"
+            ));
+            return None;
+        };
+        let listeners = node.listeners.as_deref().unwrap_or_default();
+        let listener = match port {
+            Some(port) => listeners.iter().find(|l| l.port_mapping.port == port),
+            None => listeners.first(),
+        };
+        let Some(listener) = listener else {
+            self.diagnose(format!(
+                "virtual node {target} has no listener{}; traffic to it is left out",
+                port.map(|p| format!(" on port {p}")).unwrap_or_default()
+            ));
+            return None;
+        };
+        if port.is_none() && listeners.len() > 1 {
+            self.diagnose(format!(
+                "virtual node {target} has several listeners and no port was named; using port {}",
+                listener.port_mapping.port
+            ));
+        }
+        let protocol = listener.port_mapping.protocol;
+        let port = listener.port_mapping.port;
+        let name = names::egress_cluster(self.mesh, target, protocol.as_str(), port);
+        let Some(discovery) = node.service_discovery.as_ref() else {
+            self.diagnose(format!(
+                "virtual node {target} has no service discovery; traffic to it is left out"
+            ));
+            return None;
+        };
+        let (discovery, hostname) = match (&discovery.dns, &discovery.aws_cloud_map) {
+            (Some(dns), _) => (
+                Discovery::Dns {
+                    hostname: &dns.hostname,
+                    response_type: dns.response_type,
+                },
+                dns.hostname.clone(),
+            ),
+            (None, Some(map)) => (
+                Discovery::CloudMap,
+                format!("{}.{}", map.service_name, map.namespace_name),
+            ),
+            (None, None) => return None,
+        };
+        let transport_socket = match policy.and_then(|p| p.tls.as_ref()) {
+            Some(tls)
+                if tls.enforce != Some(false)
+                    && tls
+                        .ports
+                        .as_ref()
+                        .is_none_or(|ports| ports.is_empty() || ports.contains(&port)) =>
+            {
+                match tls::upstream(tls, Some(&hostname), &hostname) {
+                    Ok(context) => Some(super::envoy::tls_transport_socket(&context)),
+                    Err(err) => {
+                        self.diagnose(format!(
+                            "client policy TLS to virtual node {target}: {err}; traffic to it is left out rather than sent without TLS"
+                        ));
+                        return None;
+                    }
+                }
+            }
+            // No client policy applies: as on App Mesh, a client still speaks TLS to a
+            // listener that serves it, without validating the server's certificate.
+            _ => listener
+                .tls
+                .as_ref()
+                .filter(|t| {
+                    t.mode != ListenerTlsMode::Disabled
+                        && (t.certificate.file.is_some() || t.certificate.sds.is_some())
+                })
+                .map(|_| super::envoy::tls_transport_socket(&tls::unvalidated_upstream(&hostname))),
+        };
+        if let Some(existing) = self.out.clusters.get(&name) {
+            if existing.transport_socket != transport_socket {
+                let message = format!(
+                    "backends of this proxy reach virtual node {target} on port {port} with different client policies; cluster {name} keeps the TLS settings of the first (by virtual service name)"
+                );
+                if !self.out.diagnostics.contains(&message) {
+                    self.diagnose(message);
+                }
+            }
+            return Some((name, protocol));
+        }
+        let ip_preference = self.ip_preference(Some(node));
+        let mut health_check = listener.health_check.as_ref();
+        if health_check.is_some_and(|check| {
+            check.protocol == PortProtocol::Grpc && !cluster::is_http2(protocol)
+        }) {
+            // Envoy refuses the whole cluster: a gRPC health check needs an HTTP/2 upstream.
+            self.diagnose(format!(
+                "virtual node {target}'s gRPC health check on port {port} cannot run over its {} listener (Envoy needs HTTP/2 for it); cluster {name} has no health check",
+                protocol.as_str()
+            ));
+            health_check = None;
+        }
+        if let Some(outlier) = &listener.outlier_detection {
+            for (what, value) in [
+                ("interval", &outlier.interval),
+                ("baseEjectionDuration", &outlier.base_ejection_duration),
+            ] {
+                if super::envoy::duration_millis(value) == Some(0) {
+                    self.diagnose(format!(
+                        "virtual node {target}'s outlier detection on port {port} has {what} 0, which Envoy does not accept; cluster {name} uses Envoy's default instead"
+                    ));
+                }
+            }
+        }
+        let cloud_map = matches!(discovery, Discovery::CloudMap);
+        let cluster = cluster::egress(&EgressTarget {
+            name: name.clone(),
+            discovery,
+            port,
+            protocol,
+            ip_preference,
+            health_check,
+            outlier_detection: listener.outlier_detection.as_ref(),
+            transport_socket,
+        });
+        self.out.clusters.insert(name.clone(), cluster);
+        if cloud_map {
+            self.out
+                .endpoints
+                .insert(name.clone(), cluster::cloud_map_assignment(&name));
+            self.diagnose(format!(
+                "virtual node {target} uses AWS Cloud Map, which meshd cannot query; cluster {name} has no endpoints until an endpoint source provides them"
+            ));
+        }
+        Some((name, protocol))
+    }
+}

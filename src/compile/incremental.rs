@@ -1,0 +1,171 @@
+//! Keeping every proxy's configuration current as the store changes, recompiling only
+//! the proxies that a change can reach (each proxy's dependency set says which
+//! resources its configuration was compiled from).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::model::{ResourceKey, ResourceKind};
+use crate::store::Snapshot;
+
+use super::{ProxyConfig, ProxyId, all_proxies, compile_with_dependencies, dependency_key};
+
+/// The compiled configuration of every proxy of the store, kept up to date.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    snapshot: Arc<Snapshot>,
+    proxies: BTreeMap<ProxyId, Arc<ProxyConfig>>,
+    dependencies: BTreeMap<ProxyId, BTreeSet<ResourceKey>>,
+    /// Reverse index: which proxies depend on a resource.
+    dependents: BTreeMap<ResourceKey, BTreeSet<ProxyId>>,
+}
+
+impl Compiled {
+    /// Compiles every proxy of `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        let mut compiled = Compiled {
+            snapshot: Arc::new(Snapshot::default()),
+            ..Default::default()
+        };
+        compiled.update(snapshot);
+        compiled
+    }
+
+    /// The configuration of `proxy`, compiled on demand if the store has no such proxy
+    /// (yet): a proxy that connects before its virtual node exists gets an empty one.
+    pub fn get(&mut self, proxy: &ProxyId) -> Arc<ProxyConfig> {
+        if let Some(config) = self.proxies.get(proxy) {
+            return config.clone();
+        }
+        self.compile_one(proxy);
+        self.proxies[proxy].clone()
+    }
+
+    /// Every compiled proxy.
+    pub fn proxies(&self) -> impl Iterator<Item = (&ProxyId, &Arc<ProxyConfig>)> {
+        self.proxies.iter()
+    }
+
+    /// The snapshot the configurations were compiled from.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    fn compile_one(&mut self, proxy: &ProxyId) {
+        let (config, dependencies) = compile_with_dependencies(&self.snapshot, proxy);
+        if let Some(old) = self.dependencies.remove(proxy) {
+            for key in old {
+                if let Some(set) = self.dependents.get_mut(&key) {
+                    set.remove(proxy);
+                    if set.is_empty() {
+                        self.dependents.remove(&key);
+                    }
+                }
+            }
+        }
+        for key in &dependencies {
+            self.dependents
+                .entry(key.clone())
+                .or_default()
+                .insert(proxy.clone());
+        }
+        self.dependencies.insert(proxy.clone(), dependencies);
+        self.proxies.insert(proxy.clone(), Arc::new(config));
+    }
+
+    /// Moves to `snapshot`, recompiling only the proxies whose inputs changed. Returns
+    /// the proxies whose configuration was recompiled (including new ones).
+    pub fn update(&mut self, snapshot: Arc<Snapshot>) -> BTreeSet<ProxyId> {
+        let changes = snapshot.changes_since(&self.snapshot);
+        self.snapshot = snapshot;
+        let mut affected = BTreeSet::new();
+        if self.proxies.is_empty() {
+            affected.extend(all_proxies(&self.snapshot));
+        }
+        for change in &changes {
+            let key = change.key();
+            let seen_as = dependency_key(key);
+            if let Some(dependents) = self.dependents.get(&seen_as) {
+                affected.extend(dependents.iter().cloned());
+            }
+            match key.kind {
+                ResourceKind::VirtualNode => {
+                    affected.insert(ProxyId::virtual_node(&key.mesh, &key.name))
+                }
+                ResourceKind::VirtualGateway => {
+                    affected.insert(ProxyId::virtual_gateway(&key.mesh, &key.name))
+                }
+                _ => false,
+            };
+        }
+        for proxy in &affected {
+            self.compile_one(proxy);
+        }
+        affected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, Write};
+
+    fn apply(store: &Store, value: serde_json::Value) {
+        let (key, spec) = crate::definition::parse_resource(&value).unwrap();
+        let write = if store.snapshot().get(&key).is_some() {
+            Write::Update { key, spec }
+        } else {
+            Write::Create {
+                key,
+                spec,
+                tags: vec![],
+            }
+        };
+        store.apply(write, None).unwrap();
+    }
+
+    #[test]
+    fn a_route_change_recompiles_only_the_proxies_that_reach_it() {
+        let store = Store::in_memory(Default::default());
+        apply(&store, serde_json::json!({"meshName": "m"}));
+        for name in ["a", "b", "target"] {
+            apply(
+                &store,
+                serde_json::json!({"meshName": "m", "virtualNodeName": name, "spec": {
+                    "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
+                    "serviceDiscovery": {"dns": {"hostname": format!("{name}.local")}},
+                    "backends": if name == "a" { serde_json::json!([{"virtualService": {"virtualServiceName": "svc"}}]) } else { serde_json::json!([]) }
+                }}),
+            );
+        }
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "virtualRouterName": "r", "spec": {"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}}),
+        );
+        let route = |weight: i64| {
+            serde_json::json!({"meshName": "m", "virtualRouterName": "r", "routeName": "x", "spec": {"httpRoute": {
+            "match": {"prefix": "/"}, "action": {"weightedTargets": [{"virtualNode": "target", "weight": weight}]}}}})
+        };
+        apply(&store, route(1));
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "virtualServiceName": "svc", "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}}),
+        );
+        let mut compiled = Compiled::new(store.snapshot());
+        assert_eq!(compiled.proxies().count(), 3);
+        let before = compiled.get(&ProxyId::virtual_node("m", "a"));
+
+        apply(&store, route(2));
+        let affected = compiled.update(store.snapshot());
+        assert_eq!(affected, BTreeSet::from([ProxyId::virtual_node("m", "a")]));
+        assert_ne!(compiled.get(&ProxyId::virtual_node("m", "a")), before);
+
+        // Creating a node that no one uses compiles only that node.
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "virtualNodeName": "c", "spec": {}}),
+        );
+        let affected = compiled.update(store.snapshot());
+        assert_eq!(affected, BTreeSet::from([ProxyId::virtual_node("m", "c")]));
+    }
+}

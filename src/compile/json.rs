@@ -1,0 +1,143 @@
+//! Envoy's JSON form of compiled configuration, for people (`meshd compile`), for golden
+//! tests, and for a static bootstrap that `envoy --mode validate` can check.
+//!
+//! Protobuf messages are turned into JSON through their descriptors (compiled from the
+//! Envoy protos at build time), so typed `Any`s are expanded with their `@type`.
+
+use std::sync::OnceLock;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde_json::{Map, Value, json};
+
+use super::output::ProxyConfig;
+
+static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+
+fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(DESCRIPTORS).expect("the build script writes a valid descriptor set")
+    })
+}
+
+/// `message` (of protobuf type `full_name`) as Envoy's JSON, with snake_case field names
+/// as Envoy's own config dumps use.
+pub fn message_json<M: Message>(full_name: &str, message: &M) -> Value {
+    let descriptor = pool()
+        .get_message_by_name(full_name)
+        .unwrap_or_else(|| panic!("{full_name} is in the descriptor set; this is a bug"));
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .expect("a message decodes with its own descriptor");
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .expect("dynamic messages serialise to JSON")
+}
+
+/// The whole configuration as JSON: `listeners`, `clusters`, `route_configs`,
+/// `endpoints` (each in name order) and `diagnostics`.
+pub fn config_json(config: &ProxyConfig) -> Value {
+    json!({
+        "listeners": config.listeners.values().map(|l| message_json("envoy.config.listener.v3.Listener", l)).collect::<Vec<_>>(),
+        "clusters": config.clusters.values().map(|c| message_json("envoy.config.cluster.v3.Cluster", c)).collect::<Vec<_>>(),
+        "route_configs": config.route_configs.values().map(|r| message_json("envoy.config.route.v3.RouteConfiguration", r)).collect::<Vec<_>>(),
+        "endpoints": config.endpoints.values().map(|e| message_json("envoy.config.endpoint.v3.ClusterLoadAssignment", e)).collect::<Vec<_>>(),
+        "diagnostics": config.diagnostics,
+    })
+}
+
+/// A static Envoy bootstrap holding the whole configuration, for `envoy --mode validate`:
+/// route configurations are put inline where connection managers name them, and EDS
+/// clusters take their assignment inline, so that every resource is checked.
+pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
+    let routes: Map<String, Value> = config
+        .route_configs
+        .iter()
+        .map(|(name, r)| {
+            (
+                name.clone(),
+                message_json("envoy.config.route.v3.RouteConfiguration", r),
+            )
+        })
+        .collect();
+    let mut listeners: Vec<Value> = config
+        .listeners
+        .values()
+        .map(|l| message_json("envoy.config.listener.v3.Listener", l))
+        .collect();
+    for listener in &mut listeners {
+        inline_routes(listener, &routes);
+    }
+    let clusters: Vec<Value> = config
+        .clusters
+        .iter()
+        .map(|(name, c)| {
+            let mut cluster = message_json("envoy.config.cluster.v3.Cluster", c);
+            if cluster.get("type").and_then(Value::as_str) == Some("EDS") {
+                let object = cluster.as_object_mut().expect("a cluster is an object");
+                object.remove("eds_cluster_config");
+                object.insert("type".into(), json!("STATIC"));
+                let assignment = config
+                    .endpoints
+                    .get(name)
+                    .map(|e| message_json("envoy.config.endpoint.v3.ClusterLoadAssignment", e))
+                    .unwrap_or_else(|| json!({ "cluster_name": name }));
+                object.insert("load_assignment".into(), assignment);
+            }
+            cluster
+        })
+        .collect();
+    let mut all_clusters = clusters;
+    all_clusters.push(json!({
+        "name": super::names::SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            }
+        },
+        "load_assignment": {
+            "cluster_name": super::names::SDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "pipe": { "path": "/tmp/meshd-sds.sock" } } } }] }]
+        }
+    }));
+    json!({
+        "node": { "id": node_id, "cluster": node_id },
+        "static_resources": { "listeners": listeners, "clusters": all_clusters },
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+    })
+}
+
+fn inline_routes(value: &mut Value, routes: &Map<String, Value>) {
+    match value {
+        Value::Object(object) => {
+            let name = object
+                .get("rds")
+                .and_then(|rds| rds.get("route_config_name"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(name) = name {
+                object.remove("rds");
+                let route_config = routes
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| json!({ "name": name }));
+                object.insert("route_config".into(), route_config);
+            }
+            for child in object.values_mut() {
+                inline_routes(child, routes);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                inline_routes(item, routes);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,130 @@
+//! What compiling one proxy produces: its Envoy resources by type and name, plus the
+//! problems found on the way (a resource that names a missing one, a feature that
+//! cannot work outside AWS). Problems never stop compilation; they leave out what
+//! they concern and are reported.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use super::proxy::ProxyId;
+
+/// One Envoy proxy's complete configuration, each map sorted by resource name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxyConfig {
+    /// Listeners (LDS).
+    pub listeners: BTreeMap<String, Listener>,
+    /// Clusters (CDS).
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Route configurations (RDS).
+    pub route_configs: BTreeMap<String, RouteConfiguration>,
+    /// Endpoint assignments of EDS clusters.
+    pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
+    /// What was left out, and why.
+    pub diagnostics: Vec<String>,
+}
+
+/// The xDS resource types, in the order Envoy wants them applied (make before break:
+/// clusters and endpoints before the listeners and routes that use them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    /// CDS.
+    Cluster,
+    /// EDS.
+    Endpoint,
+    /// LDS.
+    Listener,
+    /// RDS.
+    RouteConfiguration,
+}
+
+impl ResourceType {
+    /// Every type, in make-before-break order.
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+        ResourceType::RouteConfiguration,
+    ];
+
+    /// The type URL of the resource's message.
+    pub fn type_url(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            ResourceType::Endpoint => {
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            ResourceType::RouteConfiguration => {
+                "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+            }
+        }
+    }
+}
+
+/// One encoded resource with its content version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedResource {
+    /// The resource's name.
+    pub name: String,
+    /// The protobuf encoding.
+    pub bytes: Vec<u8>,
+    /// A hash of the bytes: equal content, equal version, whatever the process or time.
+    pub version: String,
+}
+
+/// The content version of encoded bytes: the first 16 hex digits of their SHA-256.
+pub fn content_version(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+fn encode<M: Message>(map: &BTreeMap<String, M>) -> Vec<EncodedResource> {
+    map.iter()
+        .map(|(name, message)| {
+            let bytes = message.encode_to_vec();
+            EncodedResource {
+                name: name.clone(),
+                version: content_version(&bytes),
+                bytes,
+            }
+        })
+        .collect()
+}
+
+impl ProxyConfig {
+    /// The resources of `kind`, encoded, sorted by name.
+    pub fn encoded(&self, kind: ResourceType) -> Vec<EncodedResource> {
+        match kind {
+            ResourceType::Cluster => encode(&self.clusters),
+            ResourceType::Endpoint => encode(&self.endpoints),
+            ResourceType::Listener => encode(&self.listeners),
+            ResourceType::RouteConfiguration => encode(&self.route_configs),
+        }
+    }
+
+    /// A version for a whole resource type: the hash of its resources' names and versions.
+    pub fn type_version(&self, kind: ResourceType) -> String {
+        let mut hasher = Sha256::new();
+        for resource in self.encoded(kind) {
+            hasher.update(resource.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(resource.version.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(&hasher.finalize()[..8])
+    }
+}
+
+/// A proxy and the configuration compiled for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledProxy {
+    /// Who the configuration is for.
+    pub proxy: ProxyId,
+    /// The configuration.
+    pub config: ProxyConfig,
+}

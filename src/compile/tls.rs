@@ -1,0 +1,204 @@
+//! TLS: a listener's `tls` becomes a downstream TLS context on its filter chain; a client
+//! policy becomes an upstream TLS context on the egress cluster.
+
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
+    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use envoy_types::pb::google::protobuf::BoolValue;
+
+use crate::model::spec::{
+    ClientPolicyTls, ClientTlsCertificate, ListenerTlsCertificate, ListenerTlsValidationContext,
+    SubjectAlternativeNames, TlsValidationContext,
+};
+
+use super::envoy::sds_config_source;
+
+fn file(path: &str) -> Option<DataSource> {
+    Some(DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    })
+}
+
+fn sds_secret(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.to_string(),
+        sds_config: Some(sds_config_source()),
+    }
+}
+
+/// Each name matched exactly as a DNS or a URI SAN (App Mesh does not say which kind a
+/// name is; SPIFFE ids are URIs, hostnames are DNS names).
+fn san_matchers(names: &[String]) -> Vec<SubjectAltNameMatcher> {
+    names
+        .iter()
+        .flat_map(|name| {
+            [SanType::Dns, SanType::Uri].map(|san_type| SubjectAltNameMatcher {
+                san_type: san_type as i32,
+                matcher: Some(StringMatcher {
+                    match_pattern: Some(MatchPattern::Exact(name.clone())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+fn exact_sans(names: &Option<SubjectAlternativeNames>) -> Vec<String> {
+    names
+        .as_ref()
+        .map(|n| n.r#match.exact.clone())
+        .unwrap_or_default()
+}
+
+/// Why a TLS setting cannot be given to Envoy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// ACM certificates and CAs live in AWS; a self-hosted control plane cannot export them.
+    #[error("ACM {0} cannot be used outside AWS; use a file or SDS certificate instead")]
+    AcmUnavailable(&'static str),
+}
+
+fn tls_certificate(certificate: &ListenerTlsCertificate) -> Result<CertificateSource, TlsError> {
+    if let Some(file_cert) = &certificate.file {
+        return Ok(CertificateSource::File(Box::new(TlsCertificate {
+            certificate_chain: file(&file_cert.certificate_chain),
+            private_key: file(&file_cert.private_key),
+            ..Default::default()
+        })));
+    }
+    if let Some(sds) = &certificate.sds {
+        return Ok(CertificateSource::Sds(Box::new(sds_secret(
+            &sds.secret_name,
+        ))));
+    }
+    Err(TlsError::AcmUnavailable("certificates"))
+}
+
+enum CertificateSource {
+    File(Box<TlsCertificate>),
+    Sds(Box<SdsSecretConfig>),
+}
+
+fn with_certificate(context: &mut CommonTlsContext, source: CertificateSource) {
+    match source {
+        CertificateSource::File(certificate) => context.tls_certificates.push(*certificate),
+        CertificateSource::Sds(secret) => context.tls_certificate_sds_secret_configs.push(*secret),
+    }
+}
+
+/// The downstream context of a listener's TLS (mode STRICT or PERMISSIVE): its certificate
+/// and, with `validation`, mutual TLS checking the client's certificate and SANs.
+pub fn downstream(
+    certificate: &ListenerTlsCertificate,
+    validation: Option<&ListenerTlsValidationContext>,
+) -> Result<DownstreamTlsContext, TlsError> {
+    let mut common = CommonTlsContext::default();
+    with_certificate(&mut common, tls_certificate(certificate)?);
+    let mut require_client_certificate = None;
+    if let Some(validation) = validation {
+        let sans = san_matchers(&exact_sans(&validation.subject_alternative_names));
+        common.validation_context_type =
+            Some(match (&validation.trust.file, &validation.trust.sds) {
+                (Some(trust), _) => {
+                    ValidationContextType::ValidationContext(CertificateValidationContext {
+                        trusted_ca: file(&trust.certificate_chain),
+                        match_typed_subject_alt_names: sans,
+                        ..Default::default()
+                    })
+                }
+                (None, Some(sds)) if sans.is_empty() => {
+                    ValidationContextType::ValidationContextSdsSecretConfig(sds_secret(
+                        &sds.secret_name,
+                    ))
+                }
+                (None, Some(sds)) => combined(sds_secret(&sds.secret_name), sans),
+                (None, None) => {
+                    unreachable!("validate_spec checks that the trust union has a member")
+                }
+            });
+        require_client_certificate = Some(BoolValue { value: true });
+    }
+    Ok(DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate,
+        ..Default::default()
+    })
+}
+
+fn combined(secret: SdsSecretConfig, sans: Vec<SubjectAltNameMatcher>) -> ValidationContextType {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::CombinedCertificateValidationContext;
+    ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
+        default_validation_context: Some(CertificateValidationContext {
+            match_typed_subject_alt_names: sans,
+            ..Default::default()
+        }),
+        validation_context_sds_secret_config: Some(secret),
+        ..Default::default()
+    })
+}
+
+/// The upstream context of a client policy: validate the server against the trust with
+/// the policy's SANs (by default, the target's DNS hostname), and present the client
+/// certificate when there is one. `sni` is the target's hostname.
+pub fn upstream(
+    policy: &ClientPolicyTls,
+    default_san: Option<&str>,
+    sni: &str,
+) -> Result<UpstreamTlsContext, TlsError> {
+    let mut common = CommonTlsContext::default();
+    if let Some(certificate) = &policy.certificate {
+        with_certificate(&mut common, client_certificate(certificate));
+    }
+    let validation: &TlsValidationContext = &policy.validation;
+    let mut sans = exact_sans(&validation.subject_alternative_names);
+    if sans.is_empty() {
+        sans.extend(default_san.map(str::to_string));
+    }
+    let sans = san_matchers(&sans);
+    common.validation_context_type = Some(match (&validation.trust.file, &validation.trust.sds) {
+        (Some(trust), _) => {
+            ValidationContextType::ValidationContext(CertificateValidationContext {
+                trusted_ca: file(&trust.certificate_chain),
+                match_typed_subject_alt_names: sans,
+                ..Default::default()
+            })
+        }
+        (None, Some(sds)) => combined(sds_secret(&sds.secret_name), sans),
+        (None, None) => return Err(TlsError::AcmUnavailable("certificate authorities")),
+    });
+    Ok(UpstreamTlsContext {
+        common_tls_context: Some(common),
+        sni: sni.to_string(),
+        ..Default::default()
+    })
+}
+
+fn client_certificate(certificate: &ClientTlsCertificate) -> CertificateSource {
+    match (&certificate.file, &certificate.sds) {
+        (Some(file_cert), _) => CertificateSource::File(Box::new(TlsCertificate {
+            certificate_chain: file(&file_cert.certificate_chain),
+            private_key: file(&file_cert.private_key),
+            ..Default::default()
+        })),
+        (None, Some(sds)) => CertificateSource::Sds(Box::new(sds_secret(&sds.secret_name))),
+        (None, None) => {
+            unreachable!("validate_spec checks that the certificate union has a member")
+        }
+    }
+}
+
+/// The upstream context a client uses towards a TLS listener when no client policy
+/// applies: TLS with the target's hostname as SNI, the certificate not validated.
+pub fn unvalidated_upstream(sni: &str) -> UpstreamTlsContext {
+    UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext::default()),
+        sni: sni.to_string(),
+        ..Default::default()
+    }
+}
