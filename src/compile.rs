@@ -81,15 +81,30 @@ pub fn all_proxies(snapshot: &Snapshot) -> Vec<ProxyId> {
         .collect()
 }
 
-/// Compiles every proxy of the store.
+/// Compiles every proxy of the store, spreading the proxies over the machine's cores
+/// (compilation is pure, so the result does not depend on how they are spread).
 pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
-    all_proxies(snapshot)
-        .into_iter()
-        .map(|proxy| {
-            let config = compile_proxy(snapshot, &proxy);
-            (proxy, config)
-        })
-        .collect()
+    let proxies = all_proxies(snapshot);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(proxies.len().max(1));
+    let chunk = proxies.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = proxies
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|proxy| (proxy.clone(), compile_proxy(snapshot, proxy)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("compiling a proxy does not panic"))
+            .collect()
+    })
 }
 
 /// The resource a change to `key` is seen through by the compiler's dependency sets: a

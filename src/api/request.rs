@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -81,7 +82,10 @@ impl Body {
     }
 
     /// Takes member `name` as a `T`, with errors naming the member's path.
-    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, ApiError> {
+    pub fn take<T: DeserializeOwned + Serialize>(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
         match self.0.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => deserialize_at(value, name).map(Some),
@@ -89,7 +93,7 @@ impl Body {
     }
 
     /// Takes member `name`, which the operation requires.
-    pub fn require<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, ApiError> {
+    pub fn require<T: DeserializeOwned + Serialize>(&mut self, name: &str) -> Result<T, ApiError> {
         self.take(name)?
             .ok_or_else(|| ApiError::bad_request(format!("{name}: must be set")))
     }
@@ -126,8 +130,9 @@ impl Body {
     }
 }
 
-fn deserialize_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
+fn deserialize_at<T: DeserializeOwned + Serialize>(value: Value, at: &str) -> Result<T, ApiError> {
+    let input = value.clone();
+    let typed: T = serde_path_to_error::deserialize(value).map_err(|err| {
         let inner = err.path().to_string();
         let path = if inner == "." || inner.is_empty() {
             at.to_string()
@@ -137,7 +142,38 @@ fn deserialize_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, ApiE
             format!("{at}.{inner}")
         };
         ApiError::bad_request(format!("{path}: {}", err.into_inner()))
-    })
+    })?;
+    // serde's derived structs also accept a JSON array (their members in order); the
+    // protocol only has objects for structures, so refuse an array wherever one was read.
+    let read = serde_json::to_value(&typed)
+        .map_err(|err| ApiError::bad_request(format!("{at}: {err}")))?;
+    check_objects(&input, &read, at)?;
+    Ok(typed)
+}
+
+/// Fails where `input` has an array and `read` (the same value as deserialised and
+/// serialised again) has an object.
+fn check_objects(input: &Value, read: &Value, at: &str) -> Result<(), ApiError> {
+    match (input, read) {
+        (Value::Array(_), Value::Object(_)) => Err(ApiError::bad_request(format!(
+            "{at}: invalid type: sequence, expected a structure"
+        ))),
+        (Value::Object(input), Value::Object(read)) => {
+            for (name, value) in read {
+                if let Some(given) = input.get(name) {
+                    check_objects(given, value, &format!("{at}.{name}"))?;
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(input), Value::Array(read)) => {
+            for (index, (given, value)) in input.iter().zip(read).enumerate() {
+                check_objects(given, value, &format!("{at}[{index}]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A resource name as the API model constrains it (`ResourceName`: 1 to 255 characters;
@@ -168,9 +204,12 @@ pub fn take_spec(body: &mut Body, kind: ResourceKind) -> Result<Spec, ApiError> 
     Ok(spec)
 }
 
-/// Reads and checks a list of tags from member `name` (at most 50 of them is checked by the store).
+/// Reads and checks a list of at most 50 tags from member `name`.
 pub fn take_tags(body: &mut Body, name: &str) -> Result<Vec<TagRef>, ApiError> {
     let tags: Vec<TagRef> = body.take(name)?.unwrap_or_default();
+    // The model's TagList holds at most 50 tags. Create operations have no
+    // TooManyTagsException, so a longer list is a bad request like any other constraint.
+    check_count(tags.len(), 0, 50, name)?;
     check_tags(&tags, name)?;
     Ok(tags)
 }

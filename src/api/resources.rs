@@ -43,6 +43,13 @@ impl Scope {
         }
         Ok(())
     }
+
+    /// Checks the path names and the resource's own name (a path label too) against the
+    /// model's lengths.
+    fn check_item_path_names(&self, name: &str) -> Result<(), ApiError> {
+        self.check_path_names()?;
+        check_name(self.kind, name, self.kind.name_field())
+    }
 }
 
 /// A mesh owner other than meshd's own account has no meshes here.
@@ -99,7 +106,7 @@ pub fn describe(
     name: &str,
     query: &Query,
 ) -> Result<Json<Value>, ApiError> {
-    scope.check_path_names()?;
+    scope.check_item_path_names(name)?;
     check_owner(app, &scope, query)?;
     let key = scope.key(name);
     let snapshot = app.store.snapshot();
@@ -130,7 +137,7 @@ pub fn update(
     query: &Query,
     bytes: &[u8],
 ) -> Result<Json<Value>, ApiError> {
-    scope.check_path_names()?;
+    scope.check_item_path_names(name)?;
     check_owner(app, &scope, query)?;
     let mut body = Body::parse(bytes, &["clientToken", "spec"])?;
     let fingerprint_body = body.clone();
@@ -144,7 +151,7 @@ pub fn update(
 
 /// `Delete*`: a `DELETE` of the item; answers with the resource, status `DELETED`.
 pub fn delete(app: &App, scope: Scope, name: &str, query: &Query) -> Result<Json<Value>, ApiError> {
-    scope.check_path_names()?;
+    scope.check_item_path_names(name)?;
     check_owner(app, &scope, query)?;
     let resource = app.store.apply(
         Write::Delete {

@@ -220,13 +220,18 @@ fn health_check(policy: &HealthCheckPolicy) -> HealthCheck {
     }
 }
 
+fn is_positive(duration: &envoy_types::pb::google::protobuf::Duration) -> bool {
+    duration.seconds > 0 || duration.nanos > 0
+}
+
 fn outlier_detection(policy: &OutlierDetection) -> EnvoyOutlierDetection {
     EnvoyOutlierDetection {
         consecutive_5xx: Some(UInt32Value {
             value: policy.max_server_errors.clamp(0, u32::MAX as i64) as u32,
         }),
-        interval: duration(&policy.interval),
-        base_ejection_time: duration(&policy.base_ejection_duration),
+        // Envoy requires both to be more than 0; a 0 leaves Envoy's default (10 s, 30 s).
+        interval: duration(&policy.interval).filter(is_positive),
+        base_ejection_time: duration(&policy.base_ejection_duration).filter(is_positive),
         max_ejection_percent: Some(UInt32Value {
             value: policy.max_ejection_percent as u32,
         }),

@@ -2,7 +2,7 @@
 //! they read (so that a change can be traced to the proxies it affects), the output
 //! being built, and the egress clusters shared by every route that targets them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::model::spec::*;
 use crate::model::{ResourceKey, ResourceKind, Spec};
@@ -13,6 +13,10 @@ use super::names;
 use super::output::ProxyConfig;
 use super::tls;
 
+/// An egress cluster request: target node, requested port, and the client policy (by
+/// address: backends that reach one target listener may carry different policies).
+type EgressKey = (String, Option<i64>, Option<usize>);
+
 /// One proxy's compilation in progress.
 pub struct Context<'a> {
     snapshot: &'a Snapshot,
@@ -22,6 +26,10 @@ pub struct Context<'a> {
     pub out: ProxyConfig,
     /// Every resource read (a route counts as its router, a gateway route as its gateway).
     pub dependencies: BTreeSet<ResourceKey>,
+    /// Egress clusters already resolved, by target node and requested port.
+    egress: HashMap<EgressKey, Option<(String, PortProtocol)>>,
+    /// The mesh's spec, once read.
+    mesh_spec: Option<Option<&'a MeshSpec>>,
 }
 
 impl<'a> Context<'a> {
@@ -32,6 +40,8 @@ impl<'a> Context<'a> {
             mesh,
             out: ProxyConfig::default(),
             dependencies: BTreeSet::new(),
+            egress: HashMap::new(),
+            mesh_spec: None,
         }
     }
 
@@ -53,10 +63,15 @@ impl<'a> Context<'a> {
 
     /// The mesh's spec.
     pub fn mesh_spec(&mut self) -> Option<&'a MeshSpec> {
-        match self.get(ResourceKind::Mesh, "") {
+        if let Some(spec) = self.mesh_spec {
+            return spec;
+        }
+        let spec = match self.get(ResourceKind::Mesh, "") {
             Some(Spec::Mesh(spec)) => Some(spec),
             _ => None,
-        }
+        };
+        self.mesh_spec = Some(spec);
+        spec
     }
 
     /// A virtual node's spec.
@@ -152,6 +167,27 @@ impl<'a> Context<'a> {
         port: Option<i64>,
         policy: Option<&ClientPolicy>,
     ) -> Option<(String, PortProtocol)> {
+        // The policy is part of the key: backends that reach one target listener may carry
+        // different client policies (compared by identity, which is enough for a memo).
+        let memo = (
+            target.to_string(),
+            port,
+            policy.map(|p| p as *const ClientPolicy as usize),
+        );
+        if let Some(known) = self.egress.get(&memo) {
+            return known.clone();
+        }
+        let resolved = self.resolve_egress_cluster(target, port, policy);
+        self.egress.insert(memo, resolved.clone());
+        resolved
+    }
+
+    fn resolve_egress_cluster(
+        &mut self,
+        target: &str,
+        port: Option<i64>,
+        policy: Option<&ClientPolicy>,
+    ) -> Option<(String, PortProtocol)> {
         let Some(node) = self.virtual_node(target) else {
             self.diagnose(format!(
                 "virtual node {target} does not exist; traffic to it is left out"
@@ -179,9 +215,6 @@ impl<'a> Context<'a> {
         let protocol = listener.port_mapping.protocol;
         let port = listener.port_mapping.port;
         let name = names::egress_cluster(self.mesh, target, protocol.as_str(), port);
-        if self.out.clusters.contains_key(&name) {
-            return Some((name, protocol));
-        }
         let Some(discovery) = node.service_discovery.as_ref() else {
             self.diagnose(format!(
                 "virtual node {target} has no service discovery; traffic to it is left out"
@@ -220,9 +253,52 @@ impl<'a> Context<'a> {
                     }
                 }
             }
-            _ => None,
+            // No client policy applies: as on App Mesh, a client still speaks TLS to a
+            // listener that serves it, without validating the server's certificate.
+            _ => listener
+                .tls
+                .as_ref()
+                .filter(|t| {
+                    t.mode != ListenerTlsMode::Disabled
+                        && (t.certificate.file.is_some() || t.certificate.sds.is_some())
+                })
+                .map(|_| super::envoy::tls_transport_socket(&tls::unvalidated_upstream(&hostname))),
         };
+        if let Some(existing) = self.out.clusters.get(&name) {
+            if existing.transport_socket != transport_socket {
+                let message = format!(
+                    "backends of this proxy reach virtual node {target} on port {port} with different client policies; cluster {name} keeps the TLS settings of the first (by virtual service name)"
+                );
+                if !self.out.diagnostics.contains(&message) {
+                    self.diagnose(message);
+                }
+            }
+            return Some((name, protocol));
+        }
         let ip_preference = self.ip_preference(Some(node));
+        let mut health_check = listener.health_check.as_ref();
+        if health_check.is_some_and(|check| {
+            check.protocol == PortProtocol::Grpc && !cluster::is_http2(protocol)
+        }) {
+            // Envoy refuses the whole cluster: a gRPC health check needs an HTTP/2 upstream.
+            self.diagnose(format!(
+                "virtual node {target}'s gRPC health check on port {port} cannot run over its {} listener (Envoy needs HTTP/2 for it); cluster {name} has no health check",
+                protocol.as_str()
+            ));
+            health_check = None;
+        }
+        if let Some(outlier) = &listener.outlier_detection {
+            for (what, value) in [
+                ("interval", &outlier.interval),
+                ("baseEjectionDuration", &outlier.base_ejection_duration),
+            ] {
+                if super::envoy::duration_millis(value) == Some(0) {
+                    self.diagnose(format!(
+                        "virtual node {target}'s outlier detection on port {port} has {what} 0, which Envoy does not accept; cluster {name} uses Envoy's default instead"
+                    ));
+                }
+            }
+        }
         let cloud_map = matches!(discovery, Discovery::CloudMap);
         let cluster = cluster::egress(&EgressTarget {
             name: name.clone(),
@@ -230,7 +306,7 @@ impl<'a> Context<'a> {
             port,
             protocol,
             ip_preference,
-            health_check: listener.health_check.as_ref(),
+            health_check,
             outlier_detection: listener.outlier_detection.as_ref(),
             transport_socket,
         });

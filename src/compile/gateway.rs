@@ -3,7 +3,7 @@
 //! the Host rewritten to the target virtual service; the outbound listener on 15001 then
 //! routes by Host to the services, as a sidecar's does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use serde::Serialize;
@@ -122,10 +122,18 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
     );
     let mut routes = ctx.gateway_routes(name);
     routes.sort_by_key(|(route_name, spec)| gateway_route_order(route_name, spec));
+    let labels = egress(ctx, gateway, &routes, ipv6, &logs);
     let several = gateway.listeners.len() > 1;
     for listener in &gateway.listeners {
         let port = listener.port_mapping.port;
         let proto = protocol(listener.port_mapping.protocol);
+        if port == names::EGRESS_PORT as i64 {
+            ctx.diagnose(format!(
+                "virtual gateway {name}'s listener on port {port} collides with the gateway's own outbound listener ({}); it is left out",
+                names::egress_listener()
+            ));
+            continue;
+        }
         let redirect =
             names::self_redirect_cluster(ctx.mesh, name, proto.as_str(), several.then_some(port));
         ctx.out.clusters.insert(
@@ -157,9 +165,16 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
                 ));
                 continue;
             }
+            let virtual_service =
+                match labels.get(&(target.service.to_string(), target.port, target.host_rewrite)) {
+                    // Its egress side was left out (a diagnostic says why).
+                    Some(None) => continue,
+                    Some(Some(label)) => label.clone(),
+                    None => target.service.to_string(),
+                };
             let gateway_target = GatewayTarget {
                 cluster: redirect.clone(),
-                virtual_service: target.service.to_string(),
+                virtual_service,
             };
             let envoy_route = match (&spec.http_route, &spec.http2_route, &spec.grpc_route) {
                 (Some(http), _, _) if proto == PortProtocol::Http => {
@@ -194,6 +209,13 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
             .is_some_and(|t| t.mode == ListenerTlsMode::Permissive);
         let chains = tls_chains(ctx, "ingress", port as u32, filter, tls.as_ref());
         let listener_name = names::ingress_listener(port as u32);
+        if chains.is_empty() {
+            // Envoy rejects a listener without filter chains.
+            ctx.diagnose(format!(
+                "virtual gateway {name}'s listener on port {port} cannot be served; {listener_name} is left out"
+            ));
+            continue;
+        }
         ctx.out.listeners.insert(
             listener_name.clone(),
             listener::listener(
@@ -207,17 +229,24 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
             ),
         );
     }
-    egress(ctx, gateway, &routes, ipv6, &logs);
 }
 
+/// A gateway route target: virtual service, the port it names, whether Host is rewritten.
+type TargetKey = (String, Option<i64>, bool);
+
 /// The gateway's outbound listener on 15001, which the self-redirect clusters reach.
+/// Returns, for each target, the name the ingress side hands requests over with (the
+/// Host it rewrites to, or the `x-app-mesh-virtual-service` value): the service's name
+/// for the first port of a service reached, `<service>:<port>` for any other port of it,
+/// so that requests for different ports of one service are told apart; `None` for a
+/// target whose egress side is left out.
 fn egress(
     ctx: &mut Context<'_>,
     gateway: &VirtualGatewaySpec,
     routes: &[(&str, &GatewayRouteSpec)],
     ipv6: bool,
     logs: &[listener::AccessLogFile],
-) {
+) -> BTreeMap<TargetKey, Option<String>> {
     let policy: Option<ClientPolicy> = gateway
         .backend_defaults
         .as_ref()
@@ -232,6 +261,10 @@ fn egress(
     targets.sort();
     let mut hosts = Vec::new();
     let mut header_routes = Vec::new();
+    let mut labels = BTreeMap::new();
+    // The first port each service is reached on, by hand-over kind, and the labels made.
+    let mut first_port: BTreeMap<(String, bool), i64> = BTreeMap::new();
+    let mut made = BTreeSet::new();
     for (service, port, host_rewrite) in targets {
         if !seen.insert((service.clone(), port, host_rewrite)) {
             continue;
@@ -253,21 +286,52 @@ fn egress(
         let Some((service_port, service_routes)) = http.into_iter().next() else {
             continue;
         };
+        let first = *first_port
+            .entry((service.clone(), host_rewrite))
+            .or_insert(service_port);
+        let label = if first == service_port {
+            service.clone()
+        } else {
+            format!("{service}:{service_port}")
+        };
+        let key = (service.clone(), port, host_rewrite);
+        labels.insert(key.clone(), Some(label.clone()));
+        if !made.insert((label.clone(), host_rewrite)) {
+            continue;
+        }
         if host_rewrite {
-            if hosts.iter().any(|h: &VirtualHost| h.name == service) {
-                continue;
-            }
-            let mut host = virtual_host(&service, service_port, service_routes);
-            host.domains
-                .push(format!("{service}:{}", names::EGRESS_PORT));
+            let mut host = if label == service {
+                let mut host = virtual_host(&service, service_port, service_routes);
+                host.domains
+                    .push(format!("{service}:{}", names::EGRESS_PORT));
+                host
+            } else {
+                VirtualHost {
+                    name: label.clone(),
+                    domains: vec![label.clone()],
+                    routes: service_routes,
+                    ..Default::default()
+                }
+            };
             host.domains.sort();
             host.domains.dedup();
+            let taken: BTreeSet<&String> = hosts
+                .iter()
+                .flat_map(|h: &VirtualHost| &h.domains)
+                .collect();
+            if host.domains.iter().any(|d| taken.contains(d)) {
+                ctx.diagnose(format!(
+                    "gateway routes reach virtual service {service} on port {service_port}, whose Host {label} the gateway already uses for another port; they are left out"
+                ));
+                labels.insert(key, None);
+                continue;
+            }
             hosts.push(host);
         } else {
             header_routes.extend(
                 service_routes
                     .into_iter()
-                    .map(|r| route::require_header(r, names::VIRTUAL_SERVICE_HEADER, &service)),
+                    .map(|r| route::require_header(r, names::VIRTUAL_SERVICE_HEADER, &label)),
             );
         }
     }
@@ -303,4 +367,5 @@ fn egress(
             None,
         ),
     );
+    labels
 }

@@ -212,6 +212,13 @@ fn ingress(
         ));
     }
     let listener_name = names::ingress_listener(names::INGRESS_PORT);
+    if chains.is_empty() {
+        // Envoy rejects a listener without filter chains.
+        ctx.diagnose(format!(
+            "no listener of virtual node {name} can be served; {listener_name} is left out"
+        ));
+        return;
+    }
     ctx.out.listeners.insert(
         listener_name.clone(),
         listener::listener(

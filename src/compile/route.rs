@@ -475,7 +475,8 @@ pub fn http_gateway_route(name: &str, route: &HttpGatewayRoute, target: &Gateway
             (Some(_), _) => action.prefix_rewrite = exact.clone(),
             (None, Some(pattern)) => {
                 action.regex_rewrite = Some(RegexMatchAndSubstitute {
-                    pattern: Some(regex(&format!("^{pattern}$"))),
+                    // Grouped, so that an alternation in the pattern still spans the whole path.
+                    pattern: Some(regex(&format!("^(?:{pattern})$"))),
                     substitution: exact.clone(),
                 })
             }

@@ -192,3 +192,13 @@ fn client_certificate(certificate: &ClientTlsCertificate) -> CertificateSource {
         }
     }
 }
+
+/// The upstream context a client uses towards a TLS listener when no client policy
+/// applies: TLS with the target's hostname as SNI, the certificate not validated.
+pub fn unvalidated_upstream(sni: &str) -> UpstreamTlsContext {
+    UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext::default()),
+        sni: sni.to_string(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,505 @@
+//! Smoke tests with the real AWS CLI (`aws`, from PyPI `awscli`), pointed at an
+//! in-process meshd with `--endpoint-url`. The CLI runs as a child process (through
+//! `tokio::process`, so the server keeps serving); its JSON output is parsed and checked
+//! field by field. The CLI wraps the unwrapped `*Data` payloads back into `{"mesh": …}`,
+//! signs every request and fills in `clientToken`, as all boto-based clients do.
+//!
+//! The CLI is required: without it on PATH these tests fail and say how to install it.
+
+mod common;
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+/// Runs `aws appmesh …` against one server, isolated from the user's AWS configuration.
+struct Cli {
+    endpoint: String,
+}
+
+impl Cli {
+    async fn start() -> (meshd::server::RunningServer, Cli) {
+        require_cli().await;
+        let server = common::start_server().await;
+        let endpoint = format!("http://{}", server.api_addr);
+        (server, Cli { endpoint })
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new("aws");
+        // Nothing from the environment's AWS setup (profiles, endpoints, credentials) may leak in.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_DEFAULT_REGION", common::REGION)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_PAGER", "")
+            .arg("appmesh")
+            .args(args)
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .kill_on_drop(true);
+        match command.output().await {
+            Ok(output) => output,
+            Err(err) => panic!("could not run `aws appmesh {}`: {err}", args.join(" ")),
+        }
+    }
+
+    /// Runs a command that must succeed and returns the JSON it prints.
+    async fn ok(&self, args: &[&str]) -> Value {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "`aws appmesh {}` failed ({}):\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!(
+                "`aws appmesh {}` printed no JSON ({err}):\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs a command that must fail with the service error `code` from `operation`;
+    /// returns what the CLI printed on stderr.
+    async fn fails(&self, args: &[&str], operation: &str, code: &str) -> String {
+        let output = self.run(args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        // awscli v1 exits with 255 on a service error (v2 uses 254).
+        assert!(
+            matches!(output.status.code(), Some(254 | 255)),
+            "`aws appmesh {}` should fail with a service error, got {} and stdout {}\nstderr: {stderr}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let expected = format!("An error occurred ({code}) when calling the {operation} operation");
+        assert!(
+            stderr.contains(&expected),
+            "`aws appmesh {}`: stderr should contain {expected:?}:\n{stderr}",
+            args.join(" ")
+        );
+        stderr
+    }
+}
+
+/// Fails (never skips) when the AWS CLI is missing.
+async fn require_cli() {
+    match tokio::process::Command::new("aws")
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "`aws --version` failed ({}): {}{}; install the AWS CLI with `pip install awscli`",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(err) => panic!(
+            "the AWS CLI (`aws`) is required by these tests but could not be run ({err}); \
+             install it with `pip install awscli` and make sure `aws` is on PATH"
+        ),
+    }
+}
+
+fn assert_metadata(metadata: &Value, resource: &str, version: i64) {
+    assert_eq!(metadata["arn"], json!(common::arn(resource)), "{metadata}");
+    assert_eq!(metadata["version"], json!(version), "{metadata}");
+    assert_eq!(
+        metadata["meshOwner"],
+        json!(common::ACCOUNT_ID),
+        "{metadata}"
+    );
+    assert_eq!(
+        metadata["resourceOwner"],
+        json!(common::ACCOUNT_ID),
+        "{metadata}"
+    );
+    assert!(
+        metadata["uid"].as_str().is_some_and(|uid| !uid.is_empty()),
+        "{metadata}"
+    );
+    // Epoch seconds on the wire; awscli v1 (cli_timestamp_format = none) prints them as received.
+    assert!(metadata["createdAt"].is_number(), "{metadata}");
+    assert!(metadata["lastUpdatedAt"].is_number(), "{metadata}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_a_mesh_and_its_tags() {
+    let (_server, cli) = Cli::start().await;
+
+    let created = cli.ok(&["create-mesh", "--mesh-name", "demo"]).await;
+    let mesh = &created["mesh"];
+    assert_eq!(mesh["meshName"], json!("demo"), "{created}");
+    assert_eq!(
+        mesh["spec"],
+        json!({ "egressFilter": { "type": "DROP_ALL" } }),
+        "{created}"
+    );
+    assert_eq!(mesh["status"], json!({ "status": "ACTIVE" }), "{created}");
+    assert_metadata(&mesh["metadata"], "mesh/demo", 1);
+
+    let described = cli.ok(&["describe-mesh", "--mesh-name", "demo"]).await;
+    assert_eq!(described, created, "describe-mesh differs from create-mesh");
+
+    let updated = cli
+        .ok(&[
+            "update-mesh",
+            "--mesh-name",
+            "demo",
+            "--spec",
+            r#"{"egressFilter":{"type":"ALLOW_ALL"},"serviceDiscovery":{"ipPreference":"IPv6_PREFERRED"}}"#,
+        ])
+        .await;
+    let mesh = &updated["mesh"];
+    assert_eq!(
+        mesh["spec"],
+        json!({ "egressFilter": { "type": "ALLOW_ALL" }, "serviceDiscovery": { "ipPreference": "IPv6_PREFERRED" } }),
+        "{updated}"
+    );
+    assert_metadata(&mesh["metadata"], "mesh/demo", 2);
+    assert_eq!(mesh["metadata"]["uid"], created["mesh"]["metadata"]["uid"]);
+
+    let listed = cli.ok(&["list-meshes"]).await;
+    let meshes = listed["meshes"].as_array().expect("a meshes list");
+    assert_eq!(meshes.len(), 1, "{listed}");
+    assert_eq!(meshes[0]["meshName"], json!("demo"));
+    assert_eq!(meshes[0]["arn"], json!(common::arn("mesh/demo")));
+    assert_eq!(meshes[0]["version"], json!(2));
+
+    let arn = common::arn("mesh/demo");
+    let tagged = cli
+        .run(&[
+            "tag-resource",
+            "--resource-arn",
+            &arn,
+            "--tags",
+            r#"[{"key":"team","value":"payments"},{"key":"env","value":""}]"#,
+        ])
+        .await;
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let tags = cli
+        .ok(&["list-tags-for-resource", "--resource-arn", &arn])
+        .await;
+    assert_eq!(
+        tags,
+        json!({ "tags": [{ "key": "team", "value": "payments" }, { "key": "env", "value": "" }] })
+    );
+
+    let deleted = cli.ok(&["delete-mesh", "--mesh-name", "demo"]).await;
+    assert_eq!(
+        deleted["mesh"]["status"],
+        json!({ "status": "DELETED" }),
+        "{deleted}"
+    );
+    assert_eq!(deleted["mesh"]["meshName"], json!("demo"));
+    cli.fails(
+        &["describe-mesh", "--mesh-name", "demo"],
+        "DescribeMesh",
+        "NotFoundException",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_creates_and_pages_through_virtual_nodes() {
+    let (_server, cli) = Cli::start().await;
+    cli.ok(&["create-mesh", "--mesh-name", "demo"]).await;
+
+    let spec = json!({
+        "listeners": [{
+            "portMapping": { "port": 8080, "protocol": "http" },
+            "healthCheck": {
+                "protocol": "http", "path": "/ping", "healthyThreshold": 2, "unhealthyThreshold": 3,
+                "intervalMillis": 5000, "timeoutMillis": 2000
+            },
+            "connectionPool": { "http": { "maxConnections": 100, "maxPendingRequests": 10 } },
+            "outlierDetection": {
+                "maxServerErrors": 5, "maxEjectionPercent": 50,
+                "interval": { "value": 10, "unit": "s" }, "baseEjectionDuration": { "value": 30, "unit": "s" }
+            },
+            "tls": {
+                "mode": "STRICT",
+                "certificate": { "sds": { "secretName": "spiffe://demo.local/web" } },
+                "validation": {
+                    "trust": { "sds": { "secretName": "spiffe://demo.local" } },
+                    "subjectAlternativeNames": { "match": { "exact": ["spiffe://demo.local/api"] } }
+                }
+            }
+        }],
+        "serviceDiscovery": { "dns": { "hostname": "web.demo.local", "responseType": "ENDPOINTS", "ipPreference": "IPv4_ONLY" } },
+        "backends": [{ "virtualService": { "virtualServiceName": "api.demo.local" } }],
+        "logging": { "accessLog": { "file": { "path": "/dev/stdout", "format": { "json": [{ "key": "start", "value": "%START_TIME%" }] } } } }
+    });
+    let created = cli
+        .ok(&[
+            "create-virtual-node",
+            "--mesh-name",
+            "demo",
+            "--virtual-node-name",
+            "web",
+            "--spec",
+            &spec.to_string(),
+        ])
+        .await;
+    let node = &created["virtualNode"];
+    assert_eq!(
+        node["spec"], spec,
+        "the spec read back differs from the one sent"
+    );
+    assert_eq!(node["meshName"], json!("demo"));
+    assert_eq!(node["virtualNodeName"], json!("web"));
+    assert_eq!(node["status"], json!({ "status": "ACTIVE" }));
+    assert_metadata(&node["metadata"], "mesh/demo/virtualNode/web", 1);
+
+    let described = cli
+        .ok(&[
+            "describe-virtual-node",
+            "--mesh-name",
+            "demo",
+            "--virtual-node-name",
+            "web",
+        ])
+        .await;
+    assert_eq!(
+        described, created,
+        "describe-virtual-node differs from create-virtual-node"
+    );
+
+    // A spec without backends is shown with the service's default, an empty list.
+    for name in ["api", "db"] {
+        let created = cli
+            .ok(&[
+                "create-virtual-node",
+                "--mesh-name",
+                "demo",
+                "--virtual-node-name",
+                name,
+                "--spec",
+                "{}",
+            ])
+            .await;
+        assert_eq!(
+            created["virtualNode"]["spec"],
+            json!({ "backends": [] }),
+            "{created}"
+        );
+    }
+
+    // `--page-size 1` makes the CLI fetch one item per request and follow nextToken.
+    let listed = cli
+        .ok(&[
+            "list-virtual-nodes",
+            "--mesh-name",
+            "demo",
+            "--page-size",
+            "1",
+        ])
+        .await;
+    let nodes = listed["virtualNodes"]
+        .as_array()
+        .expect("a virtualNodes list");
+    let names: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["virtualNodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "db", "web"], "{listed}");
+    for node in nodes {
+        let name = node["virtualNodeName"].as_str().unwrap();
+        assert_eq!(node["meshName"], json!("demo"));
+        assert_eq!(
+            node["arn"],
+            json!(common::arn(&format!("mesh/demo/virtualNode/{name}")))
+        );
+        assert_eq!(node["version"], json!(1));
+        assert_eq!(node["meshOwner"], json!(common::ACCOUNT_ID));
+    }
+    assert!(
+        listed.get("nextToken").is_none() && listed.get("NextToken").is_none(),
+        "{listed}"
+    );
+
+    // `--max-items 2` stops after two items and hands back a token to continue from.
+    let first = cli
+        .ok(&[
+            "list-virtual-nodes",
+            "--mesh-name",
+            "demo",
+            "--page-size",
+            "1",
+            "--max-items",
+            "2",
+        ])
+        .await;
+    let names: Vec<&str> = first["virtualNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["virtualNodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "db"], "{first}");
+    let token = first["NextToken"]
+        .as_str()
+        .expect("a NextToken to continue from");
+    let rest = cli
+        .ok(&[
+            "list-virtual-nodes",
+            "--mesh-name",
+            "demo",
+            "--page-size",
+            "1",
+            "--starting-token",
+            token,
+        ])
+        .await;
+    let names: Vec<&str> = rest["virtualNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["virtualNodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web"], "{rest}");
+
+    let deleted = cli
+        .ok(&[
+            "delete-virtual-node",
+            "--mesh-name",
+            "demo",
+            "--virtual-node-name",
+            "db",
+        ])
+        .await;
+    assert_eq!(
+        deleted["virtualNode"]["status"],
+        json!({ "status": "DELETED" })
+    );
+    let listed = cli.ok(&["list-virtual-nodes", "--mesh-name", "demo"]).await;
+    assert_eq!(
+        listed["virtualNodes"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reports_service_errors() {
+    let (server, cli) = Cli::start().await;
+
+    let stderr = cli
+        .fails(
+            &["describe-mesh", "--mesh-name", "missing"],
+            "DescribeMesh",
+            "NotFoundException",
+        )
+        .await;
+    assert!(
+        stderr.contains("missing"),
+        "the message should name the mesh: {stderr}"
+    );
+
+    cli.ok(&["create-mesh", "--mesh-name", "demo"]).await;
+    cli.fails(
+        &["create-mesh", "--mesh-name", "demo"],
+        "CreateMesh",
+        "ConflictException",
+    )
+    .await;
+
+    // botocore checks neither maximums nor enums, so these reach the server, which refuses them.
+    let revision = server.store.snapshot().revision();
+    let too_high = r#"{"listeners":[{"portMapping":{"port":70000,"protocol":"http"}}],"serviceDiscovery":{"dns":{"hostname":"a.local"}}}"#;
+    cli.fails(
+        &[
+            "create-virtual-node",
+            "--mesh-name",
+            "demo",
+            "--virtual-node-name",
+            "web",
+            "--spec",
+            too_high,
+        ],
+        "CreateVirtualNode",
+        "BadRequestException",
+    )
+    .await;
+    cli.fails(
+        &[
+            "update-mesh",
+            "--mesh-name",
+            "demo",
+            "--spec",
+            r#"{"egressFilter":{"type":"BOGUS"}}"#,
+        ],
+        "UpdateMesh",
+        "BadRequestException",
+    )
+    .await;
+    let long_name = "n".repeat(256);
+    cli.fails(
+        &["create-mesh", "--mesh-name", &long_name],
+        "CreateMesh",
+        "BadRequestException",
+    )
+    .await;
+    assert_eq!(
+        server.store.snapshot().revision(),
+        revision,
+        "refused requests changed the store"
+    );
+
+    cli.fails(
+        &[
+            "describe-virtual-node",
+            "--mesh-name",
+            "demo",
+            "--virtual-node-name",
+            "nope",
+        ],
+        "DescribeVirtualNode",
+        "NotFoundException",
+    )
+    .await;
+
+    cli.ok(&[
+        "create-virtual-node",
+        "--mesh-name",
+        "demo",
+        "--virtual-node-name",
+        "web",
+        "--spec",
+        "{}",
+    ])
+    .await;
+    cli.fails(
+        &["delete-mesh", "--mesh-name", "demo"],
+        "DeleteMesh",
+        "ResourceInUseException",
+    )
+    .await;
+    let described = cli.ok(&["describe-mesh", "--mesh-name", "demo"]).await;
+    assert_eq!(described["mesh"]["status"], json!({ "status": "ACTIVE" }));
+    assert_eq!(
+        described["mesh"]["spec"],
+        json!({ "egressFilter": { "type": "DROP_ALL" } })
+    );
+}
