@@ -150,7 +150,10 @@ impl DeltaStream {
             .filter(|name| !available.contains_key(*name) && wanted(name))
             .cloned()
             .collect();
-        if changed.is_empty() && removed.is_empty() {
+        // A first answer is owed even when there is nothing to send, so that Envoy's
+        // initialisation of the type completes (it waits for one response).
+        let first_answer = state.responses_sent == 0 && state.held.is_empty();
+        if changed.is_empty() && removed.is_empty() && !first_answer {
             if !withheld && state.in_flight.is_empty() {
                 // The proxy holds exactly what it should, with nothing to send: after a
                 // reconnect that already had everything, or a change reverted after a
@@ -302,6 +305,23 @@ mod tests {
         assert_eq!(status.responses_sent, 2);
         let newer = snapshot(&[(Listener, "l", "newer")]);
         assert_eq!(names(&stream.on_snapshot(&newer)[0]), ["l"]);
+    }
+
+    #[test]
+    fn test_an_empty_type_still_gets_a_first_answer() {
+        let mut stream = DeltaStream::new();
+        let empty = snapshot(&[(RouteConfiguration, "r", "1")]);
+        let first = stream
+            .on_request(&request(Cluster, "", &[], &[]), &empty)
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].resources.is_empty() && first[0].removed_resources.is_empty());
+        assert!(
+            stream
+                .on_request(&request(Cluster, &first[0].nonce, &[], &[]), &empty)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
