@@ -19,6 +19,7 @@ mod node;
 mod output;
 mod proxy;
 mod route;
+mod shared;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +45,20 @@ pub fn compile_with_dependencies(
     snapshot: &Snapshot,
     proxy: &ProxyId,
 ) -> (ProxyConfig, BTreeSet<ResourceKey>) {
+    compile_sharing(snapshot, proxy, None)
+}
+
+/// Compiles `proxy`, taking egress clusters from (and adding them to) `shared`, so that
+/// the proxies of one pass build each target's cluster once.
+fn compile_sharing(
+    snapshot: &Snapshot,
+    proxy: &ProxyId,
+    shared: Option<&shared::SharedClusters>,
+) -> (ProxyConfig, BTreeSet<ResourceKey>) {
     let mut ctx = context::Context::new(snapshot, &proxy.mesh);
+    if let Some(shared) = shared {
+        ctx = ctx.with_shared(shared);
+    }
     if ctx.mesh_spec().is_none() {
         ctx.diagnose(format!("mesh {} does not exist", proxy.mesh));
     } else {
@@ -89,13 +103,19 @@ pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
         .map_or(1, |n| n.get())
         .min(proxies.len().max(1));
     let chunk = proxies.len().div_ceil(threads).max(1);
+    let shared = &shared::SharedClusters::default();
     std::thread::scope(|scope| {
         let workers: Vec<_> = proxies
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|proxy| (proxy.clone(), compile_proxy(snapshot, proxy)))
+                        .map(|proxy| {
+                            (
+                                proxy.clone(),
+                                compile_sharing(snapshot, proxy, Some(shared)).0,
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
             })

@@ -3,14 +3,18 @@
 //! being built, and the egress clusters shared by every route that targets them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use prost::Message;
 
 use crate::model::spec::*;
-use crate::model::{ResourceKey, ResourceKind, Spec};
+use crate::model::{Resource, ResourceKey, ResourceKind, Spec};
 use crate::store::Snapshot;
 
 use super::cluster::{self, Discovery, EgressTarget};
 use super::names;
 use super::output::ProxyConfig;
+use super::shared::{SharedCluster, SharedClusters, SharedKey};
 use super::tls;
 
 /// An egress cluster request: target node, requested port, and the client policy (by
@@ -30,6 +34,8 @@ pub struct Context<'a> {
     egress: HashMap<EgressKey, Option<(String, PortProtocol)>>,
     /// The mesh's spec, once read.
     mesh_spec: Option<Option<&'a MeshSpec>>,
+    /// Clusters shared with the other proxies of the same compilation.
+    shared: Option<&'a SharedClusters>,
 }
 
 impl<'a> Context<'a> {
@@ -42,6 +48,7 @@ impl<'a> Context<'a> {
             dependencies: BTreeSet::new(),
             egress: HashMap::new(),
             mesh_spec: None,
+            shared: None,
         }
     }
 
@@ -50,15 +57,25 @@ impl<'a> Context<'a> {
         self.out.diagnostics.push(message.into());
     }
 
-    fn get(&mut self, kind: ResourceKind, name: &str) -> Option<&'a Spec> {
+    fn resource(&mut self, kind: ResourceKind, name: &str) -> Option<&'a Arc<Resource>> {
         let key = match kind {
             ResourceKind::Mesh => ResourceKey::mesh(self.mesh),
             kind => ResourceKey::in_mesh(kind, self.mesh, name),
         };
         let snapshot: &'a Snapshot = self.snapshot;
-        let found = snapshot.get(&key).map(|resource| &resource.spec);
+        let found = snapshot.get(&key);
         self.dependencies.insert(key);
         found
+    }
+
+    fn get(&mut self, kind: ResourceKind, name: &str) -> Option<&'a Spec> {
+        self.resource(kind, name).map(|resource| &resource.spec)
+    }
+
+    /// Shares egress clusters with the other proxies compiled with `shared`.
+    pub fn with_shared(mut self, shared: &'a SharedClusters) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// The mesh's spec.
@@ -275,6 +292,31 @@ impl<'a> Context<'a> {
             }
             return Some((name, protocol));
         }
+        let shared_key = match (
+            self.shared,
+            self.resource(ResourceKind::VirtualNode, target).cloned(),
+            self.resource(ResourceKind::Mesh, "").cloned(),
+        ) {
+            (Some(shared), Some(target_resource), Some(mesh_resource)) => {
+                let key = SharedKey::new(
+                    &name,
+                    &target_resource,
+                    &mesh_resource,
+                    transport_socket.as_ref().map(Message::encode_to_vec),
+                );
+                if let Some(hit) = shared.get(&key) {
+                    self.out.clusters.insert(name.clone(), hit.cluster);
+                    if let Some(endpoints) = hit.endpoints {
+                        self.out.endpoints.insert(name.clone(), endpoints);
+                    }
+                    self.out.diagnostics.extend(hit.diagnostics);
+                    return Some((name, protocol));
+                }
+                Some((shared, key, target_resource, mesh_resource))
+            }
+            _ => None,
+        };
+        let diagnostics_before = self.out.diagnostics.len();
         let ip_preference = self.ip_preference(Some(node));
         let mut health_check = listener.health_check.as_ref();
         if health_check.is_some_and(|check| {
@@ -310,7 +352,8 @@ impl<'a> Context<'a> {
             outlier_detection: listener.outlier_detection.as_ref(),
             transport_socket,
         });
-        self.out.clusters.insert(name.clone(), cluster);
+        let cluster = Arc::new(cluster);
+        self.out.clusters.insert(name.clone(), cluster.clone());
         if cloud_map {
             self.out
                 .endpoints
@@ -318,6 +361,18 @@ impl<'a> Context<'a> {
             self.diagnose(format!(
                 "virtual node {target} uses AWS Cloud Map, which meshd cannot query; cluster {name} has no endpoints until an endpoint source provides them"
             ));
+        }
+        if let Some((shared, key, target_resource, mesh_resource)) = shared_key {
+            shared.insert(
+                key,
+                SharedCluster::new(
+                    cluster,
+                    self.out.endpoints.get(&name).cloned(),
+                    self.out.diagnostics[diagnostics_before..].to_vec(),
+                    target_resource,
+                    mesh_resource,
+                ),
+            );
         }
         Some((name, protocol))
     }

@@ -4,6 +4,7 @@
 //! routes by Host to the services, as a sidecar's does.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use serde::Serialize;
@@ -138,11 +139,11 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
             names::self_redirect_cluster(ctx.mesh, name, proto.as_str(), several.then_some(port));
         ctx.out.clusters.insert(
             redirect.clone(),
-            cluster::self_redirect(
+            Arc::new(cluster::self_redirect(
                 &redirect,
                 cluster::is_http2(proto),
                 pool_limits(listener.connection_pool.as_ref()),
-            ),
+            )),
         );
         let mut envoy_routes: Vec<Route> = Vec::new();
         for (route_name, spec) in &routes {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::model::{ResourceKey, ResourceKind};
 use crate::store::Snapshot;
 
-use super::{ProxyConfig, ProxyId, all_proxies, compile_with_dependencies, dependency_key};
+use super::shared::SharedClusters;
+use super::{ProxyConfig, ProxyId, all_proxies, compile_sharing, dependency_key};
 
 /// The compiled configuration of every proxy of the store, kept up to date.
 #[derive(Debug, Default)]
@@ -18,6 +19,8 @@ pub struct Compiled {
     dependencies: BTreeMap<ProxyId, BTreeSet<ResourceKey>>,
     /// Reverse index: which proxies depend on a resource.
     dependents: BTreeMap<ResourceKey, BTreeSet<ProxyId>>,
+    /// Egress clusters shared between proxies, kept while their inputs are current.
+    shared: SharedClusters,
 }
 
 impl Compiled {
@@ -52,7 +55,7 @@ impl Compiled {
     }
 
     fn compile_one(&mut self, proxy: &ProxyId) {
-        let (config, dependencies) = compile_with_dependencies(&self.snapshot, proxy);
+        let (config, dependencies) = compile_sharing(&self.snapshot, proxy, Some(&self.shared));
         if let Some(old) = self.dependencies.remove(proxy) {
             for key in old {
                 if let Some(set) = self.dependents.get_mut(&key) {
@@ -78,6 +81,9 @@ impl Compiled {
     pub fn update(&mut self, snapshot: Arc<Snapshot>) -> BTreeSet<ProxyId> {
         let changes = snapshot.changes_since(&self.snapshot);
         self.snapshot = snapshot;
+        if !changes.is_empty() {
+            self.shared.retain_current(&self.snapshot);
+        }
         let mut affected = BTreeSet::new();
         if self.proxies.is_empty() {
             affected.extend(all_proxies(&self.snapshot));

@@ -42,7 +42,7 @@ pub fn message_json<M: Message>(full_name: &str, message: &M) -> Value {
 pub fn config_json(config: &ProxyConfig) -> Value {
     json!({
         "listeners": config.listeners.values().map(|l| message_json("envoy.config.listener.v3.Listener", l)).collect::<Vec<_>>(),
-        "clusters": config.clusters.values().map(|c| message_json("envoy.config.cluster.v3.Cluster", c)).collect::<Vec<_>>(),
+        "clusters": config.clusters.values().map(|c| message_json("envoy.config.cluster.v3.Cluster", c.as_ref())).collect::<Vec<_>>(),
         "route_configs": config.route_configs.values().map(|r| message_json("envoy.config.route.v3.RouteConfiguration", r)).collect::<Vec<_>>(),
         "endpoints": config.endpoints.values().map(|e| message_json("envoy.config.endpoint.v3.ClusterLoadAssignment", e)).collect::<Vec<_>>(),
         "diagnostics": config.diagnostics,
@@ -75,7 +75,7 @@ pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
         .clusters
         .iter()
         .map(|(name, c)| {
-            let mut cluster = message_json("envoy.config.cluster.v3.Cluster", c);
+            let mut cluster = message_json("envoy.config.cluster.v3.Cluster", c.as_ref());
             if cluster.get("type").and_then(Value::as_str) == Some("EDS") {
                 let object = cluster.as_object_mut().expect("a cluster is an object");
                 object.remove("eds_cluster_config");

@@ -2,6 +2,7 @@
 //! application, and the outbound listener (port 15001) to its backends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, FilterChainMatch};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
@@ -159,13 +160,13 @@ fn ingress(
         let local = names::local_cluster(ctx.mesh, name, protocol.as_str(), port);
         ctx.out.clusters.insert(
             local.clone(),
-            cluster::local(
+            Arc::new(cluster::local(
                 &local,
                 port,
                 protocol,
                 pool_limits(listener.connection_pool.as_ref()),
                 ip,
-            ),
+            )),
         );
         let stat_prefix = if listeners.len() > 1 {
             format!("ingress.{}.{port}", protocol.as_str())
@@ -322,9 +323,10 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
         ));
     }
     let amazonaws = names::amazonaws_cluster(ctx.mesh);
-    ctx.out
-        .clusters
-        .insert(amazonaws.clone(), cluster::original_destination(&amazonaws));
+    ctx.out.clusters.insert(
+        amazonaws.clone(),
+        Arc::new(cluster::original_destination(&amazonaws)),
+    );
     chains.push(FilterChain {
         name: "egress_amazonaws".into(),
         filter_chain_match: Some(FilterChainMatch {
@@ -348,7 +350,7 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
         let passthrough = names::allow_all_cluster(ctx.mesh);
         ctx.out.clusters.insert(
             passthrough.clone(),
-            cluster::original_destination(&passthrough),
+            Arc::new(cluster::original_destination(&passthrough)),
         );
         FilterChain {
             name: "egress_allow_all".into(),

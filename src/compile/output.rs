@@ -4,6 +4,7 @@
 //! they concern and are reported.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -19,8 +20,8 @@ use super::proxy::ProxyId;
 pub struct ProxyConfig {
     /// Listeners (LDS).
     pub listeners: BTreeMap<String, Listener>,
-    /// Clusters (CDS).
-    pub clusters: BTreeMap<String, Cluster>,
+    /// Clusters (CDS); egress clusters are shared between proxies.
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Route configurations (RDS).
     pub route_configs: BTreeMap<String, RouteConfiguration>,
     /// Endpoint assignments of EDS clusters.
@@ -86,27 +87,28 @@ pub fn content_version(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
 
-fn encode<M: Message>(map: &BTreeMap<String, M>) -> Vec<EncodedResource> {
-    map.iter()
-        .map(|(name, message)| {
-            let bytes = message.encode_to_vec();
-            EncodedResource {
-                name: name.clone(),
-                version: content_version(&bytes),
-                bytes,
-            }
-        })
-        .collect()
+fn encode<'a, M: Message + 'a>(
+    map: impl Iterator<Item = (&'a String, &'a M)>,
+) -> Vec<EncodedResource> {
+    map.map(|(name, message)| {
+        let bytes = message.encode_to_vec();
+        EncodedResource {
+            name: name.clone(),
+            version: content_version(&bytes),
+            bytes,
+        }
+    })
+    .collect()
 }
 
 impl ProxyConfig {
     /// The resources of `kind`, encoded, sorted by name.
     pub fn encoded(&self, kind: ResourceType) -> Vec<EncodedResource> {
         match kind {
-            ResourceType::Cluster => encode(&self.clusters),
-            ResourceType::Endpoint => encode(&self.endpoints),
-            ResourceType::Listener => encode(&self.listeners),
-            ResourceType::RouteConfiguration => encode(&self.route_configs),
+            ResourceType::Cluster => encode(self.clusters.iter().map(|(n, c)| (n, c.as_ref()))),
+            ResourceType::Endpoint => encode(self.endpoints.iter()),
+            ResourceType::Listener => encode(self.listeners.iter()),
+            ResourceType::RouteConfiguration => encode(self.route_configs.iter()),
         }
     }
 
