@@ -370,3 +370,43 @@ impl ClientStatusDiscoveryService for XdsService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, cluster: &str) -> Node {
+        Node {
+            id: id.into(),
+            cluster: cluster.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn test_identify_accepts_app_mesh_ids_and_refuses_others_with_invalid_argument() {
+        let proxy = identify(Some(&node("mesh/m/virtualNode/a", ""))).unwrap();
+        assert_eq!(proxy, ProxyId::virtual_node("m", "a"));
+        let arn = "arn:aws:appmesh:us-east-1:111122223333:mesh/m/virtualGateway/g";
+        assert_eq!(
+            identify(Some(&node(arn, ""))).unwrap(),
+            ProxyId::virtual_gateway("m", "g")
+        );
+        // node.cluster is the fallback, as the App Mesh image may set either.
+        assert_eq!(
+            identify(Some(&node("sidecar-1", "mesh/m/virtualNode/b"))).unwrap(),
+            ProxyId::virtual_node("m", "b")
+        );
+        let refused = identify(Some(&node("sidecar-1", "web"))).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().contains("mesh/<mesh>/virtualNode/<name>"),
+            "{}",
+            refused.message()
+        );
+        assert_eq!(
+            identify(None).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}
