@@ -53,6 +53,22 @@ fn unknown_operation() -> ApiError {
     )
 }
 
+/// Answers a request with `handle`. One that `writes` runs on a blocking thread: a write
+/// waits for the store's backend (with the embedded store, for the disk), and must not
+/// hold up the async workers that serve every other request and the xDS streams.
+async fn respond(writes: bool, handle: impl FnOnce() -> Response + Send + 'static) -> Response {
+    if !writes {
+        return handle();
+    }
+    match tokio::task::spawn_blocking(handle).await {
+        Ok(response) => response,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => {
+            ApiError::new(ErrorType::ServiceUnavailable, "meshd is shutting down").into_response()
+        }
+    }
+}
+
 fn scope(kind: ResourceKind, mesh: String, parent: String) -> Scope {
     Scope { kind, mesh, parent }
 }
@@ -63,13 +79,17 @@ async fn mesh_collection_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    let scope = scope(ResourceKind::Mesh, String::new(), String::new());
-    let result = match method {
-        Method::PUT => resources::create(&app, scope, &query, &body),
-        _ => resources::list(&app, scope, &query),
-    };
-    result.into_response()
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        let scope = scope(ResourceKind::Mesh, String::new(), String::new());
+        let result = match method {
+            Method::PUT => resources::create(&app, scope, &query, &body),
+            _ => resources::list(&app, scope, &query),
+        };
+        result.into_response()
+    })
+    .await
 }
 
 async fn mesh_item_ops(
@@ -79,15 +99,19 @@ async fn mesh_item_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    item(
-        &app,
-        method,
-        scope(ResourceKind::Mesh, mesh.clone(), String::new()),
-        &mesh,
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        item(
+            &app,
+            method,
+            scope(ResourceKind::Mesh, mesh.clone(), String::new()),
+            &mesh,
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn child_collection_ops(
@@ -97,18 +121,22 @@ async fn child_collection_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    let kind = match mesh_collection(&segment) {
-        Ok(kind) => kind,
-        Err(err) => return err.into_response(),
-    };
-    collection(
-        &app,
-        method,
-        scope(kind, mesh, String::new()),
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        let kind = match mesh_collection(&segment) {
+            Ok(kind) => kind,
+            Err(err) => return err.into_response(),
+        };
+        collection(
+            &app,
+            method,
+            scope(kind, mesh, String::new()),
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn child_item_ops(
@@ -118,19 +146,23 @@ async fn child_item_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    let kind = match mesh_collection(&segment) {
-        Ok(kind) => kind,
-        Err(err) => return err.into_response(),
-    };
-    item(
-        &app,
-        method,
-        scope(kind, mesh, String::new()),
-        &name,
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        let kind = match mesh_collection(&segment) {
+            Ok(kind) => kind,
+            Err(err) => return err.into_response(),
+        };
+        item(
+            &app,
+            method,
+            scope(kind, mesh, String::new()),
+            &name,
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn route_collection_ops(
@@ -140,14 +172,18 @@ async fn route_collection_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    collection(
-        &app,
-        method,
-        scope(ResourceKind::Route, mesh, router),
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        collection(
+            &app,
+            method,
+            scope(ResourceKind::Route, mesh, router),
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn route_item_ops(
@@ -157,15 +193,19 @@ async fn route_item_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    item(
-        &app,
-        method,
-        scope(ResourceKind::Route, mesh, router),
-        &name,
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        item(
+            &app,
+            method,
+            scope(ResourceKind::Route, mesh, router),
+            &name,
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn gateway_route_collection_ops(
@@ -175,14 +215,18 @@ async fn gateway_route_collection_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    collection(
-        &app,
-        method,
-        scope(ResourceKind::GatewayRoute, mesh, gateway),
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        collection(
+            &app,
+            method,
+            scope(ResourceKind::GatewayRoute, mesh, gateway),
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 async fn gateway_route_item_ops(
@@ -192,15 +236,19 @@ async fn gateway_route_item_ops(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = Query::parse(raw.as_deref());
-    item(
-        &app,
-        method,
-        scope(ResourceKind::GatewayRoute, mesh, gateway),
-        &name,
-        &query,
-        &body,
-    )
+    let writes = method != Method::GET;
+    respond(writes, move || {
+        let query = Query::parse(raw.as_deref());
+        item(
+            &app,
+            method,
+            scope(ResourceKind::GatewayRoute, mesh, gateway),
+            &name,
+            &query,
+            &body,
+        )
+    })
+    .await
 }
 
 fn collection(app: &App, method: Method, scope: Scope, query: &Query, body: &[u8]) -> Response {
@@ -228,11 +276,17 @@ fn item(
 }
 
 async fn tag_ops(State(app): State<App>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
-    tags::tag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+    respond(true, move || {
+        tags::tag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+    })
+    .await
 }
 
 async fn untag_ops(State(app): State<App>, RawQuery(raw): RawQuery, body: Bytes) -> Response {
-    tags::untag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+    respond(true, move || {
+        tags::untag(&app, &Query::parse(raw.as_deref()), &body).into_response()
+    })
+    .await
 }
 
 async fn list_tags_ops(State(app): State<App>, RawQuery(raw): RawQuery) -> Response {

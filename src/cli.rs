@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::Account;
 use crate::server::ServerConfig;
-use crate::store::Limits;
+use crate::store::{Limits, StoreConfig};
 
 /// meshd: a self-hosted, AWS App Mesh-compatible control plane for Envoy.
 #[derive(Debug, Parser)]
@@ -64,6 +64,16 @@ pub struct CompileArgs {
     pub bootstrap: bool,
 }
 
+/// Which store `meshd serve` keeps its resources in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded durable store in `--data-dir`: every acknowledged write survives a
+    /// restart or crash.
+    Embedded,
+    /// Memory only: everything is gone when meshd stops (tests, demos).
+    Memory,
+}
+
 /// Flags of `meshd serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -94,6 +104,12 @@ pub struct ServeArgs {
     /// Most routes per virtual router, and gateway routes per virtual gateway.
     #[arg(long, env = "MESHD_LIMIT_ROUTES_PER_PARENT", default_value_t = Limits::default().routes_per_parent)]
     pub limit_routes_per_parent: usize,
+    /// Where resources are kept: `embedded` (durable, in --data-dir) or `memory` (lost on exit).
+    #[arg(long, env = "MESHD_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+    /// The embedded store's data directory (created if missing).
+    #[arg(long, env = "MESHD_DATA_DIR", default_value = "./meshd-data")]
+    pub data_dir: std::path::PathBuf,
 }
 
 fn parse_account_id(value: &str) -> Result<String, String> {
@@ -120,6 +136,12 @@ impl ServeArgs {
                 meshes: self.limit_meshes,
                 resources_per_mesh: self.limit_resources_per_mesh,
                 routes_per_parent: self.limit_routes_per_parent,
+            },
+            store: match self.store {
+                StoreKind::Embedded => StoreConfig::Embedded {
+                    data_dir: self.data_dir.clone(),
+                },
+                StoreKind::Memory => StoreConfig::Memory,
             },
         }
     }

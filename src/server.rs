@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Account, App};
-use crate::store::{Limits, Store};
+use crate::store::{Limits, Store, StoreConfig};
 use crate::xds::{Hub, XdsService};
 
 /// What a meshd server needs to start.
@@ -33,10 +33,12 @@ pub struct ServerConfig {
     pub account: Account,
     /// Limits on the number of resources.
     pub limits: Limits,
+    /// Where the store keeps its resources.
+    pub store: StoreConfig,
 }
 
 impl ServerConfig {
-    /// The API on `api_addr` only, with default settings.
+    /// The API on `api_addr` only, with default settings and an in-memory store.
     pub fn api_only(api_addr: SocketAddr, account: Account) -> Self {
         Self {
             api_addr,
@@ -45,6 +47,7 @@ impl ServerConfig {
             debounce: crate::xds::DEFAULT_DEBOUNCE,
             account,
             limits: Limits::default(),
+            store: StoreConfig::Memory,
         }
     }
 }
@@ -75,10 +78,24 @@ impl RunningServer {
     }
 }
 
-/// Binds the listeners and starts serving on an in-memory store.
+/// Opens the configured store (loading back what a durable one holds), binds the
+/// listeners and starts serving. A store that cannot be opened is an error whose
+/// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
-    let store = Arc::new(Store::in_memory(config.limits));
-    start_with_store(config, store).await
+    let store = Store::open(&config.store, config.limits).map_err(std::io::Error::other)?;
+    if let StoreConfig::Embedded { data_dir } = &config.store {
+        let snapshot = store.snapshot();
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            resources = snapshot.len(),
+            revision = snapshot.revision(),
+            "loaded {} resources (revision {}) from {}",
+            snapshot.len(),
+            snapshot.revision(),
+            data_dir.display()
+        );
+    }
+    start_with_store(config, Arc::new(store)).await
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

@@ -2,12 +2,18 @@
 //! readers and writers. Each write is checked against the resources it depends on,
 //! passed to the durable backend, and published as a new revision; subscribers see
 //! every revision through a watch channel (the change feed the compiler consumes).
+//!
+//! The backend is chosen once, by [`StoreConfig`]: memory only, or the embedded durable
+//! store ([`EmbeddedBackend`]). Nothing above the store knows which one is in use.
 
 mod backend;
+mod embedded;
 mod error;
 mod integrity;
+mod open_error;
 mod snapshot;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -17,7 +23,10 @@ use crate::model::spec::TagRef;
 use crate::model::{Metadata, Resource, ResourceKey, ResourceKind, Spec, Status, Timestamp};
 
 pub use backend::{Backend, BackendError, Commit, MemoryBackend};
+pub use embedded::{DATA_FILE, EmbeddedBackend, FORMAT_VERSION};
 pub use error::StoreError;
+pub use integrity::Inconsistency;
+pub use open_error::OpenError;
 pub use snapshot::{Change, IdempotencyRecord, MAX_REMEMBERED_TOKENS, Snapshot};
 
 /// The most user tags one resource may carry.
@@ -42,6 +51,18 @@ impl Default for Limits {
             routes_per_parent: 1_000,
         }
     }
+}
+
+/// Where the store keeps its resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In memory only: everything is gone when the process ends.
+    Memory,
+    /// In the embedded durable store in a data directory; loaded back on start.
+    Embedded {
+        /// The data directory (created if missing).
+        data_dir: PathBuf,
+    },
 }
 
 /// A client token and the digest of the request that carries it.
@@ -106,6 +127,18 @@ impl Store {
     /// An empty store that keeps nothing beyond the process's life.
     pub fn in_memory(limits: Limits) -> Self {
         Self::with_backend(Box::new(MemoryBackend), Snapshot::default(), limits)
+    }
+
+    /// Opens the store `config` describes: an empty one in memory, or the durable one
+    /// with everything it holds loaded back.
+    pub fn open(config: &StoreConfig, limits: Limits) -> Result<Self, OpenError> {
+        match config {
+            StoreConfig::Memory => Ok(Self::in_memory(limits)),
+            StoreConfig::Embedded { data_dir } => {
+                let (backend, snapshot) = EmbeddedBackend::open(data_dir)?;
+                Ok(Self::with_backend(Box::new(backend), snapshot, limits))
+            }
+        }
     }
 
     /// A store that starts from `initial` and records every write in `backend`.

@@ -1,8 +1,10 @@
 //! Referential integrity: the rules that tie one resource to others. A resource names
 //! only resources that exist, and nothing that is named can be deleted.
 
-use crate::model::rules::{gateway_route_target, listener_ports, match_port, route_targets};
-use crate::model::{FieldError, ResourceKey, ResourceKind, Spec};
+use crate::model::rules::{
+    gateway_route_target, listener_ports, match_port, route_targets, validate_spec,
+};
+use crate::model::{FieldError, ResourceKey, ResourceKind, Spec, Status};
 
 use super::{Snapshot, StoreError};
 
@@ -185,4 +187,54 @@ pub(super) fn check_unused(current: &Snapshot, key: &ResourceKey) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A restored snapshot that breaks a rule every committed write keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct Inconsistency {
+    /// The resource at fault.
+    pub key: ResourceKey,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Snapshot {
+    /// Checks what [`Snapshot::restore`] built: every resource is active, has a valid spec of its kind, at most [`MAX_TAGS`](super::MAX_TAGS) tags
+    /// and a version of at least 1, and satisfies referential integrity (its mesh and
+    /// parent exist, everything it names exists, its ports agree with its parent's).
+    pub fn check_consistent(&self) -> Result<(), Inconsistency> {
+        for (key, resource) in &self.resources {
+            let fail = |reason: String| {
+                Err(Inconsistency {
+                    key: key.clone(),
+                    reason,
+                })
+            };
+            if resource.spec.kind() != key.kind {
+                return fail(format!(
+                    "has the spec of a {}",
+                    resource.spec.kind().words()
+                ));
+            }
+            if resource.status != Status::Active {
+                return fail(format!("has status {}", resource.status.as_str()));
+            }
+            if resource.metadata.version < 1 {
+                return fail(format!("has version {}", resource.metadata.version));
+            }
+            if resource.tags.len() > super::MAX_TAGS {
+                return fail(format!("has {} tags", resource.tags.len()));
+            }
+            if let Err(err) = validate_spec(&resource.spec, "spec") {
+                return fail(format!("invalid spec: {err}"));
+            }
+            if let Err(err) =
+                check_parents(self, key).and_then(|()| check_references(self, key, &resource.spec))
+            {
+                return fail(err.to_string());
+            }
+        }
+        Ok(())
+    }
 }

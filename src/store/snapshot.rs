@@ -147,6 +147,28 @@ impl Snapshot {
             .collect()
     }
 
+    /// A snapshot rebuilt from what a durable backend kept: the revision it had reached,
+    /// every resource, and the client tokens it remembers, oldest first (the order decides
+    /// which are forgotten first once more than [`MAX_REMEMBERED_TOKENS`] are in use).
+    /// The caller vouches for the content; [`Snapshot::check_consistent`] checks it.
+    pub fn restore(
+        revision: u64,
+        resources: impl IntoIterator<Item = Arc<Resource>>,
+        tokens: impl IntoIterator<Item = (String, IdempotencyRecord)>,
+    ) -> Snapshot {
+        let mut snapshot = Snapshot {
+            revision,
+            ..Snapshot::default()
+        };
+        for resource in resources {
+            snapshot.put(resource);
+        }
+        for (token, record) in tokens {
+            snapshot.remember_token(token, record);
+        }
+        snapshot
+    }
+
     pub(super) fn put(&mut self, resource: Arc<Resource>) {
         self.resources.insert(resource.key.clone(), resource);
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use meshd::api::Account;
 use meshd::server::{self, RunningServer, ServerConfig};
-use meshd::store::Limits;
+use meshd::store::{Limits, StoreConfig};
 
 /// The account id and region every test server answers as.
 pub const ACCOUNT_ID: &str = "111122223333";
@@ -33,6 +33,30 @@ pub async fn start_server_with_limits(limits: Limits) -> RunningServer {
     server::start(config)
         .await
         .expect("meshd starts on 127.0.0.1:0")
+}
+
+/// Starts meshd's API on a free loopback port over the store `store` (for a durable
+/// store, with what its data directory holds loaded back).
+pub async fn start_server_with_store(store: StoreConfig) -> RunningServer {
+    let account = Account {
+        region: REGION.into(),
+        account_id: ACCOUNT_ID.into(),
+    };
+    let config = ServerConfig {
+        store,
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    server::start(config)
+        .await
+        .expect("meshd starts on 127.0.0.1:0 with its store")
+}
+
+/// Starts meshd's API on a free loopback port over the embedded store in `data_dir`.
+pub async fn start_embedded_server(data_dir: &std::path::Path) -> RunningServer {
+    start_server_with_store(StoreConfig::Embedded {
+        data_dir: data_dir.to_path_buf(),
+    })
+    .await
 }
 
 /// Starts meshd's API on a free loopback port and xDS on `xds_addr` (port 0 picks a free

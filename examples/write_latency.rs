@@ -1,0 +1,190 @@
+//! API write latency (p50/p99) and throughput with each store backend: an in-process
+//! meshd on a free loopback port, driven by the real AWS SDK for Rust.
+//!
+//! ```sh
+//! cargo run --release --example write_latency            # 500 creates; 8 writers × 100 updates
+//! cargo run --release --example write_latency -- 2000 16 200
+//! ```
+//!
+//! Two workloads per backend: creates of virtual nodes one at a time (the latency one
+//! client sees), then updates from several concurrent writers, each to its own node
+//! (throughput; writes are serialised by the store, and with the embedded store each
+//! is durable, two fsyncs, before it is answered). The embedded store writes to a
+//! temporary directory (`TMPDIR`), so the figures depend on that file system's fsync.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_appmesh::Client;
+use aws_sdk_appmesh::types::{
+    DnsServiceDiscovery, Listener, PortMapping, PortProtocol, ServiceDiscovery, VirtualNodeSpec,
+};
+use meshd::api::Account;
+use meshd::server::{self, ServerConfig};
+use meshd::store::StoreConfig;
+
+fn client(addr: std::net::SocketAddr) -> Client {
+    let credentials =
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");
+    let config = aws_sdk_appmesh::Config::builder()
+        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
+        .region(aws_sdk_appmesh::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(format!("http://{addr}"))
+        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+fn node_spec(port: i32, hostname: &str) -> VirtualNodeSpec {
+    VirtualNodeSpec::builder()
+        .listeners(
+            Listener::builder()
+                .port_mapping(
+                    PortMapping::builder()
+                        .port(port)
+                        .protocol(PortProtocol::Http)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .service_discovery(ServiceDiscovery::Dns(
+            DnsServiceDiscovery::builder()
+                .hostname(hostname)
+                .build()
+                .unwrap(),
+        ))
+        .build()
+}
+
+/// The `p`-th percentile (0–100) of sorted `latencies`, in milliseconds.
+fn percentile(latencies: &[Duration], p: usize) -> f64 {
+    let index = (latencies.len() * p / 100).min(latencies.len() - 1);
+    latencies[index].as_secs_f64() * 1000.0
+}
+
+struct Figures {
+    sequential_p50: f64,
+    sequential_p99: f64,
+    sequential_per_second: f64,
+    concurrent_p50: f64,
+    concurrent_p99: f64,
+    concurrent_per_second: f64,
+}
+
+async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: usize) -> Figures {
+    let account = Account {
+        region: "us-east-1".into(),
+        account_id: "111122223333".into(),
+    };
+    let config = ServerConfig {
+        store,
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    let server = server::start(config).await.expect("meshd starts");
+    let client = client(server.api_addr);
+    client
+        .create_mesh()
+        .mesh_name("bench")
+        .send()
+        .await
+        .unwrap();
+
+    let mut latencies = Vec::with_capacity(creates);
+    let started = Instant::now();
+    for index in 0..creates {
+        let name = format!("node-{index}");
+        let sent = Instant::now();
+        client
+            .create_virtual_node()
+            .mesh_name("bench")
+            .virtual_node_name(&name)
+            .spec(node_spec(8080, &format!("{name}.local")))
+            .send()
+            .await
+            .unwrap();
+        latencies.push(sent.elapsed());
+    }
+    let sequential_elapsed = started.elapsed();
+    latencies.sort();
+    let (sequential_p50, sequential_p99) = (percentile(&latencies, 50), percentile(&latencies, 99));
+
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let name = format!("node-{}", writer % creates.max(1));
+                let mut latencies = Vec::with_capacity(updates);
+                for update in 0..updates {
+                    let sent = Instant::now();
+                    client
+                        .update_virtual_node()
+                        .mesh_name("bench")
+                        .virtual_node_name(&name)
+                        .spec(node_spec(1 + update as i32, &format!("{name}.local")))
+                        .send()
+                        .await
+                        .unwrap();
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(writers * updates);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let concurrent_elapsed = started.elapsed();
+    latencies.sort();
+    server.shutdown().await.unwrap();
+    Figures {
+        sequential_p50,
+        sequential_p99,
+        sequential_per_second: creates as f64 / sequential_elapsed.as_secs_f64(),
+        concurrent_p50: percentile(&latencies, 50),
+        concurrent_p99: percentile(&latencies, 99),
+        concurrent_per_second: latencies.len() as f64 / concurrent_elapsed.as_secs_f64(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let arg = |index: usize, default: usize| {
+        std::env::args()
+            .nth(index)
+            .map(|value| value.parse().expect("counts are whole numbers"))
+            .unwrap_or(default)
+    };
+    let (creates, writers, updates) = (arg(1, 500).max(1), arg(2, 8).max(1), arg(3, 100).max(1));
+    if cfg!(debug_assertions) {
+        eprintln!("note: a debug build; run with --release for figures worth recording");
+    }
+    println!("{creates} sequential creates; then {writers} concurrent writers × {updates} updates");
+    println!(
+        "| backend | create p50 | create p99 | sequential writes/s | update p50 ({writers} writers) | update p99 | concurrent writes/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let data_dir = tempfile::tempdir().expect("a temporary data directory");
+    for (name, store) in [
+        ("memory", StoreConfig::Memory),
+        (
+            "embedded",
+            StoreConfig::Embedded {
+                data_dir: data_dir.path().to_path_buf(),
+            },
+        ),
+    ] {
+        let f = measure(store, creates, writers, updates).await;
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.0} | {:.2} ms | {:.2} ms | {:.0} |",
+            f.sequential_p50,
+            f.sequential_p99,
+            f.sequential_per_second,
+            f.concurrent_p50,
+            f.concurrent_p99,
+            f.concurrent_per_second
+        );
+    }
+}
