@@ -2,6 +2,7 @@
 //! is a task that feeds requests and new snapshots to its state machine and writes the
 //! responses to a small bounded channel.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service
 use envoy_types::pb::envoy::service::status::v3::{
     ClientConfig, ClientStatusRequest, ClientStatusResponse, ConfigStatus,
 };
+use envoy_types::pb::google::rpc::Status as RpcStatus;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -27,7 +29,7 @@ use crate::compile::{ProxyId, ResourceType};
 use super::delta::DeltaStream;
 use super::hub::Hub;
 use super::snapshot::ProxySnapshot;
-use super::sotw::SotwStream;
+use super::sotw::{ProtocolError, SotwStream};
 use super::status::{StreamKind, StreamStatus, TypeStatus, type_label};
 
 /// How many responses may wait for a slow proxy before its stream task waits (only that
@@ -92,7 +94,7 @@ pub fn identify(node: Option<&Node>) -> Result<ProxyId, Status> {
 
 fn record(
     status: &Mutex<StreamStatus>,
-    types: std::collections::BTreeMap<ResourceType, TypeStatus>,
+    types: BTreeMap<ResourceType, TypeStatus>,
     snapshot: &ProxySnapshot,
 ) {
     let mut status = status.lock();
@@ -103,13 +105,169 @@ fn record(
     status.diagnostics = snapshot.diagnostics.clone();
 }
 
-fn log_nacks(
-    proxy: &ProxyId,
-    type_url: &str,
-    detail: Option<&envoy_types::pb::google::rpc::Status>,
-) {
+fn log_nacks(proxy: &ProxyId, type_url: &str, detail: Option<&RpcStatus>) {
     if let Some(detail) = detail {
         tracing::warn!(proxy = %proxy, type_url, "proxy rejected its configuration: {}", detail.message);
+    }
+}
+
+/// What the stream loop needs of a state machine: SotW and delta differ only in their
+/// message types and bookkeeping.
+trait StreamMachine: Send + 'static {
+    /// The request message.
+    type Request: Send + 'static;
+    /// The response message.
+    type Response: Send + 'static;
+    /// The variant, for the status view.
+    const KIND: StreamKind;
+
+    fn on_request(
+        &mut self,
+        request: &Self::Request,
+        snapshot: &ProxySnapshot,
+    ) -> Result<Vec<Self::Response>, ProtocolError>;
+    fn on_snapshot(&mut self, snapshot: &ProxySnapshot) -> Vec<Self::Response>;
+    fn status(&self) -> BTreeMap<ResourceType, TypeStatus>;
+    /// The node, type URL and NACK detail of a request.
+    fn describe(request: &Self::Request) -> (Option<&Node>, &str, Option<&RpcStatus>);
+}
+
+impl StreamMachine for SotwStream {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    const KIND: StreamKind = StreamKind::Sotw;
+
+    fn on_request(
+        &mut self,
+        request: &DiscoveryRequest,
+        snapshot: &ProxySnapshot,
+    ) -> Result<Vec<DiscoveryResponse>, ProtocolError> {
+        SotwStream::on_request(self, request, snapshot)
+    }
+    fn on_snapshot(&mut self, snapshot: &ProxySnapshot) -> Vec<DiscoveryResponse> {
+        SotwStream::on_snapshot(self, snapshot)
+    }
+    fn status(&self) -> BTreeMap<ResourceType, TypeStatus> {
+        SotwStream::status(self)
+    }
+    fn describe(request: &DiscoveryRequest) -> (Option<&Node>, &str, Option<&RpcStatus>) {
+        (
+            request.node.as_ref(),
+            &request.type_url,
+            request.error_detail.as_ref(),
+        )
+    }
+}
+
+impl StreamMachine for DeltaStream {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const KIND: StreamKind = StreamKind::Delta;
+
+    fn on_request(
+        &mut self,
+        request: &DeltaDiscoveryRequest,
+        snapshot: &ProxySnapshot,
+    ) -> Result<Vec<DeltaDiscoveryResponse>, ProtocolError> {
+        DeltaStream::on_request(self, request, snapshot)
+    }
+    fn on_snapshot(&mut self, snapshot: &ProxySnapshot) -> Vec<DeltaDiscoveryResponse> {
+        DeltaStream::on_snapshot(self, snapshot)
+    }
+    fn status(&self) -> BTreeMap<ResourceType, TypeStatus> {
+        DeltaStream::status(self)
+    }
+    fn describe(request: &DeltaDiscoveryRequest) -> (Option<&Node>, &str, Option<&RpcStatus>) {
+        (
+            request.node.as_ref(),
+            &request.type_url,
+            request.error_detail.as_ref(),
+        )
+    }
+}
+
+impl XdsService {
+    /// Opens a stream: identifies the proxy from the first request, then runs a task that
+    /// feeds requests and new snapshots to `machine` and sends its responses.
+    async fn open_stream<M: StreamMachine>(
+        &self,
+        mut inbound: Streaming<M::Request>,
+        mut machine: M,
+    ) -> Result<Response<ResponseStream<M::Response>>, Status>
+    where
+        Streaming<M::Request>: Send,
+        M::Request: prost::Message + Default,
+    {
+        let first = match inbound.message().await? {
+            Some(first) => first,
+            None => {
+                return Err(Status::cancelled(
+                    "the stream closed before its first request",
+                ));
+            }
+        };
+        let node = M::describe(&first).0;
+        let proxy = identify(node)?;
+        let node_id = node.map(|n| n.id.clone()).unwrap_or_default();
+        let hub = self.hub.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stop = self.stopping();
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            let mut snapshots = hub.watch(&proxy);
+            let (id, status) = hub.register(StreamStatus {
+                node_id,
+                resource: proxy.to_string(),
+                stream: M::KIND,
+                types: Default::default(),
+                diagnostics: Vec::new(),
+            });
+            tracing::info!(proxy = %proxy, stream = ?M::KIND, "stream opened");
+            let mut next = Some(first);
+            'stream: loop {
+                if let Some(request) = next.take() {
+                    let (_, type_url, detail) = M::describe(&request);
+                    log_nacks(&proxy, type_url, detail);
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    match machine.on_request(&request, &snapshot) {
+                        Ok(responses) => {
+                            for response in responses {
+                                if tx.send(Ok(response)).await.is_err() {
+                                    break 'stream;
+                                }
+                            }
+                        }
+                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
+                    }
+                    record(&status, machine.status(), &snapshot);
+                }
+                tokio::select! {
+                    _ = &mut stop => {
+                        let _ = tx.try_send(Err(shutting_down()));
+                        break;
+                    }
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => next = Some(request),
+                        _ => break,
+                    },
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let snapshot = snapshots.borrow_and_update().clone();
+                        for response in machine.on_snapshot(&snapshot) {
+                            if tx.send(Ok(response)).await.is_err() {
+                                break 'stream;
+                            }
+                        }
+                        record(&status, machine.status(), &snapshot);
+                    }
+                }
+            }
+            hub.unregister(id);
+            tracing::info!(proxy = %proxy, stream = ?M::KIND, "stream closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
@@ -122,160 +280,16 @@ impl AggregatedDiscoveryService for XdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let mut inbound = request.into_inner();
-        let first = match inbound.message().await? {
-            Some(first) => first,
-            None => {
-                return Err(Status::cancelled(
-                    "the stream closed before its first request",
-                ));
-            }
-        };
-        let proxy = identify(first.node.as_ref())?;
-        let node_id = first
-            .node
-            .as_ref()
-            .map(|n| n.id.clone())
-            .unwrap_or_default();
-        let hub = self.hub.clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stop = self.stopping();
-        tokio::spawn(async move {
-            tokio::pin!(stop);
-            let mut snapshots = hub.watch(&proxy);
-            let (id, status) = hub.register(StreamStatus {
-                node_id,
-                resource: proxy.to_string(),
-                stream: StreamKind::Sotw,
-                types: Default::default(),
-                diagnostics: Vec::new(),
-            });
-            tracing::info!(proxy = %proxy, "SotW stream opened");
-            let mut machine = SotwStream::new();
-            let mut next = Some(first);
-            'stream: loop {
-                if let Some(request) = next.take() {
-                    log_nacks(&proxy, &request.type_url, request.error_detail.as_ref());
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    match machine.on_request(&request, &snapshot) {
-                        Ok(responses) => {
-                            for response in responses {
-                                if tx.send(Ok(response)).await.is_err() {
-                                    break 'stream;
-                                }
-                            }
-                        }
-                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
-                    }
-                    record(&status, machine.status(), &snapshot);
-                }
-                tokio::select! {
-                    _ = &mut stop => {
-                        let _ = tx.try_send(Err(shutting_down()));
-                        break;
-                    }
-                    message = inbound.message() => match message {
-                        Ok(Some(request)) => next = Some(request),
-                        _ => break,
-                    },
-                    changed = snapshots.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                        let snapshot = snapshots.borrow_and_update().clone();
-                        for response in machine.on_snapshot(&snapshot) {
-                            if tx.send(Ok(response)).await.is_err() {
-                                break 'stream;
-                            }
-                        }
-                        record(&status, machine.status(), &snapshot);
-                    }
-                }
-            }
-            hub.unregister(id);
-            tracing::info!(proxy = %proxy, "SotW stream closed");
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.open_stream(request.into_inner(), SotwStream::new())
+            .await
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let mut inbound = request.into_inner();
-        let first = match inbound.message().await? {
-            Some(first) => first,
-            None => {
-                return Err(Status::cancelled(
-                    "the stream closed before its first request",
-                ));
-            }
-        };
-        let proxy = identify(first.node.as_ref())?;
-        let node_id = first
-            .node
-            .as_ref()
-            .map(|n| n.id.clone())
-            .unwrap_or_default();
-        let hub = self.hub.clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stop = self.stopping();
-        tokio::spawn(async move {
-            tokio::pin!(stop);
-            let mut snapshots = hub.watch(&proxy);
-            let (id, status) = hub.register(StreamStatus {
-                node_id,
-                resource: proxy.to_string(),
-                stream: StreamKind::Delta,
-                types: Default::default(),
-                diagnostics: Vec::new(),
-            });
-            tracing::info!(proxy = %proxy, "delta stream opened");
-            let mut machine = DeltaStream::new();
-            let mut next = Some(first);
-            'stream: loop {
-                if let Some(request) = next.take() {
-                    log_nacks(&proxy, &request.type_url, request.error_detail.as_ref());
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    match machine.on_request(&request, &snapshot) {
-                        Ok(responses) => {
-                            for response in responses {
-                                if tx.send(Ok(response)).await.is_err() {
-                                    break 'stream;
-                                }
-                            }
-                        }
-                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
-                    }
-                    record(&status, machine.status(), &snapshot);
-                }
-                tokio::select! {
-                    _ = &mut stop => {
-                        let _ = tx.try_send(Err(shutting_down()));
-                        break;
-                    }
-                    message = inbound.message() => match message {
-                        Ok(Some(request)) => next = Some(request),
-                        _ => break,
-                    },
-                    changed = snapshots.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                        let snapshot = snapshots.borrow_and_update().clone();
-                        for response in machine.on_snapshot(&snapshot) {
-                            if tx.send(Ok(response)).await.is_err() {
-                                break 'stream;
-                            }
-                        }
-                        record(&status, machine.status(), &snapshot);
-                    }
-                }
-            }
-            hub.unregister(id);
-            tracing::info!(proxy = %proxy, "delta stream closed");
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.open_stream(request.into_inner(), DeltaStream::new())
+            .await
     }
 }
 
