@@ -259,59 +259,50 @@ fn retry_policy(
 
 /// The retry policy of an HTTP or HTTP/2 route.
 pub fn http_retry(policy: &HttpRetryPolicy) -> RetryPolicy {
-    let mut retry_on = Vec::new();
-    let mut codes = Vec::new();
-    http_retry_events(
-        policy.http_retry_events.as_deref().unwrap_or_default(),
-        &mut retry_on,
-        &mut codes,
-    );
-    if policy
-        .tcp_retry_events
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        retry_on.push("connect-failure");
-    }
-    retry_policy(
-        retry_on,
-        codes,
+    events_retry(
+        &[],
+        policy.http_retry_events.as_deref(),
+        policy.tcp_retry_events.as_deref(),
         policy.max_retries,
-        duration(&policy.per_retry_timeout),
+        &policy.per_retry_timeout,
     )
 }
 
 /// The retry policy of a gRPC route.
 pub fn grpc_retry(policy: &GrpcRetryPolicy) -> RetryPolicy {
-    let mut retry_on = Vec::new();
-    let mut codes = Vec::new();
-    for event in policy.grpc_retry_events.iter().flatten() {
-        retry_on.push(match event {
+    events_retry(
+        policy.grpc_retry_events.as_deref().unwrap_or_default(),
+        policy.http_retry_events.as_deref(),
+        policy.tcp_retry_events.as_deref(),
+        policy.max_retries,
+        &policy.per_retry_timeout,
+    )
+}
+
+/// A retry policy from App Mesh's gRPC, HTTP and TCP retry events.
+fn events_retry(
+    grpc: &[GrpcRetryPolicyEvent],
+    http: Option<&[String]>,
+    tcp: Option<&[TcpRetryPolicyEvent]>,
+    max_retries: i64,
+    per_retry_timeout: &Duration,
+) -> RetryPolicy {
+    let mut retry_on: Vec<&'static str> = grpc
+        .iter()
+        .map(|event| match event {
             GrpcRetryPolicyEvent::Cancelled => "cancelled",
             GrpcRetryPolicyEvent::DeadlineExceeded => "deadline-exceeded",
             GrpcRetryPolicyEvent::Internal => "internal",
             GrpcRetryPolicyEvent::ResourceExhausted => "resource-exhausted",
             GrpcRetryPolicyEvent::Unavailable => "unavailable",
-        });
-    }
-    http_retry_events(
-        policy.http_retry_events.as_deref().unwrap_or_default(),
-        &mut retry_on,
-        &mut codes,
-    );
-    if policy
-        .tcp_retry_events
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
+        })
+        .collect();
+    let mut codes = Vec::new();
+    http_retry_events(http.unwrap_or_default(), &mut retry_on, &mut codes);
+    if tcp.is_some_and(|events| !events.is_empty()) {
         retry_on.push("connect-failure");
     }
-    retry_policy(
-        retry_on,
-        codes,
-        policy.max_retries,
-        duration(&policy.per_retry_timeout),
-    )
+    retry_policy(retry_on, codes, max_retries, duration(per_retry_timeout))
 }
 
 /// An Envoy route named `name` matching `route_match` and splitting traffic by weight.
