@@ -9,6 +9,7 @@ mod backend;
 mod check;
 mod cluster;
 mod context;
+mod dependencies;
 mod envoy;
 mod gateway;
 mod incremental;
@@ -20,6 +21,7 @@ mod output;
 mod proxy;
 mod route;
 mod shared;
+mod shared_services;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,19 +47,30 @@ pub fn compile_with_dependencies(
     snapshot: &Snapshot,
     proxy: &ProxyId,
 ) -> (ProxyConfig, BTreeSet<ResourceKey>) {
-    compile_sharing(snapshot, proxy, None)
+    let (config, dependencies) = compile_sharing(snapshot, proxy, None);
+    (config, dependencies.to_set())
 }
 
-/// Compiles `proxy`, taking egress clusters from (and adding them to) `shared`, so that
-/// the proxies of one pass build each target's cluster once.
+/// What the proxies of one compilation pass share: egress clusters, and virtual
+/// services as their clients reach them.
+#[derive(Clone, Copy)]
+struct Sharing<'s> {
+    clusters: &'s shared::SharedClusters,
+    services: &'s shared_services::SharedServices,
+}
+
+/// Compiles `proxy`, taking egress clusters and compiled services from (and adding them
+/// to) `shared`, so that the proxies of one pass build each of them once.
 fn compile_sharing(
     snapshot: &Snapshot,
     proxy: &ProxyId,
-    shared: Option<&shared::SharedClusters>,
-) -> (ProxyConfig, BTreeSet<ResourceKey>) {
+    shared: Option<Sharing<'_>>,
+) -> (ProxyConfig, dependencies::Dependencies) {
     let mut ctx = context::Context::new(snapshot, &proxy.mesh);
     if let Some(shared) = shared {
-        ctx = ctx.with_shared(shared);
+        ctx = ctx
+            .with_shared(shared.clusters)
+            .with_services(shared.services);
     }
     if ctx.mesh_spec().is_none() {
         ctx.diagnose(format!("mesh {} does not exist", proxy.mesh));
@@ -99,26 +112,48 @@ pub fn all_proxies(snapshot: &Snapshot) -> Vec<ProxyId> {
 /// (compilation is pure, so the result does not depend on how they are spread).
 pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
     let proxies = all_proxies(snapshot);
+    let clusters = shared::SharedClusters::default();
+    let services = shared_services::SharedServices::default();
+    let shared = Sharing {
+        clusters: &clusters,
+        services: &services,
+    };
+    let compiled = compile_many(snapshot, &proxies, shared);
+    proxies
+        .into_iter()
+        .zip(compiled)
+        .map(|(proxy, (config, _))| (proxy, config))
+        .collect()
+}
+
+/// Fewer proxies than this are compiled on the calling thread: starting threads would
+/// cost more than it saves.
+const PARALLEL_FROM: usize = 32;
+
+/// Compiles `proxies` (with their dependency sets), in order, spread over the machine's
+/// cores when there are enough of them.
+fn compile_many(
+    snapshot: &Snapshot,
+    proxies: &[ProxyId],
+    shared: Sharing<'_>,
+) -> Vec<(ProxyConfig, dependencies::Dependencies)> {
+    let compile = |part: &[ProxyId]| -> Vec<_> {
+        part.iter()
+            .map(|proxy| compile_sharing(snapshot, proxy, Some(shared)))
+            .collect()
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(proxies.len().max(1));
-    let chunk = proxies.len().div_ceil(threads).max(1);
-    let shared = &shared::SharedClusters::default();
+        .min(proxies.len().div_ceil(PARALLEL_FROM))
+        .max(1);
+    if threads == 1 {
+        return compile(proxies);
+    }
+    let chunk = proxies.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let workers: Vec<_> = proxies
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|proxy| {
-                            (
-                                proxy.clone(),
-                                compile_sharing(snapshot, proxy, Some(shared)).0,
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || compile(part)))
             .collect();
         workers
             .into_iter()

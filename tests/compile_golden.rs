@@ -1701,3 +1701,41 @@ fn gateway_listener_on_the_outbound_port_is_left_out() {
         "diagnostics": diagnostics(&config),
     }));
 }
+
+/// Proxies compiled in one pass share each virtual service's compiled routes, but only
+/// between clients that reach it alike: a client with a client policy and one without
+/// reach one service with different TLS, and each proxy is what it would be alone.
+#[test]
+fn one_pass_shares_a_service_only_between_clients_with_the_same_policy() {
+    let trust = json!({"file": {"certificateChain": "/certs/ca.pem"}});
+    let definition = vec![
+        mesh_with(json!({})),
+        listening_node("target", 8080, "http"),
+        service_by_node("target.m.local", "target"),
+        node(
+            "plain",
+            json!({"backends": [{"virtualService": {"virtualServiceName": "target.m.local"}}]}),
+        ),
+        node(
+            "validating",
+            json!({"backends": [{"virtualService": {"virtualServiceName": "target.m.local",
+                "clientPolicy": {"tls": {"validation": {"trust": trust}}}}}]}),
+        ),
+    ];
+    let snapshot = load(&Value::from(definition));
+    let all = meshd::compile::compile_all(&snapshot);
+    let socket = |proxy: &str| {
+        let id = ProxyId::parse(&format!("mesh/{MESH}/virtualNode/{proxy}")).unwrap();
+        let config = &all[&id];
+        assert_eq!(config, &compile_proxy(&snapshot, &id), "{proxy} differs alone");
+        let json = config_json(config);
+        cluster(&json, "cds_egress_m_target_http_8080")["transport_socket"].clone()
+    };
+    assert_eq!(socket("plain"), Value::Null);
+    let validating = socket("validating");
+    assert_eq!(
+        validating["name"],
+        json!("envoy.transport_sockets.tls"),
+        "{validating}"
+    );
+}

@@ -133,8 +133,19 @@ fn resolve_targets(
 
 /// The ports of virtual service `name` as a client with client policy `policy` reaches
 /// them; only `port` when given. Empty (with a diagnostic) when the service or its
-/// provider does not exist.
+/// provider does not exist. Compiled once per pass for all clients that reach it alike.
 pub fn service_ports(
+    ctx: &mut Context<'_>,
+    name: &str,
+    policy: Option<&ClientPolicy>,
+    port: Option<i64>,
+) -> Vec<ServicePort> {
+    ctx.service(name, policy, port, |child| {
+        build_service_ports(child, name, policy, port)
+    })
+}
+
+fn build_service_ports(
     ctx: &mut Context<'_>,
     name: &str,
     policy: Option<&ClientPolicy>,

@@ -2,7 +2,7 @@
 //! they read (so that a change can be traced to the proxies it affects), the output
 //! being built, and the egress clusters shared by every route that targets them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use prost::Message;
@@ -11,10 +11,13 @@ use crate::model::spec::*;
 use crate::model::{Resource, ResourceKey, ResourceKind, Spec};
 use crate::store::Snapshot;
 
+use super::backend::ServicePort;
 use super::cluster::{self, Discovery, EgressTarget};
+use super::dependencies::Dependencies;
 use super::names;
 use super::output::ProxyConfig;
 use super::shared::{SharedCluster, SharedClusters, SharedKey};
+use super::shared_services::{CompiledService, ServiceKey, SharedServices, UsedCluster};
 use super::tls;
 
 /// An egress cluster request: target node, requested port, and the client policy (by
@@ -29,13 +32,17 @@ pub struct Context<'a> {
     /// The output so far.
     pub out: ProxyConfig,
     /// Every resource read (a route counts as its router, a gateway route as its gateway).
-    pub dependencies: BTreeSet<ResourceKey>,
+    pub dependencies: Dependencies,
     /// Egress clusters already resolved, by target node and requested port.
     egress: HashMap<EgressKey, Option<(String, PortProtocol)>>,
     /// The mesh's spec, once read.
     mesh_spec: Option<Option<&'a MeshSpec>>,
     /// Clusters shared with the other proxies of the same compilation.
     shared: Option<&'a SharedClusters>,
+    /// Services compiled for the other proxies of the same pass.
+    services: Option<&'a SharedServices>,
+    /// The target node and port of each egress cluster used, by cluster name.
+    egress_targets: BTreeMap<String, (String, i64)>,
 }
 
 impl<'a> Context<'a> {
@@ -45,10 +52,21 @@ impl<'a> Context<'a> {
             snapshot,
             mesh,
             out: ProxyConfig::default(),
-            dependencies: BTreeSet::new(),
+            dependencies: Dependencies::default(),
             egress: HashMap::new(),
             mesh_spec: None,
             shared: None,
+            services: None,
+            egress_targets: BTreeMap::new(),
+        }
+    }
+
+    /// A fresh context for the same proxy's mesh, sharing what this one shares.
+    fn child(&self) -> Context<'a> {
+        Context {
+            shared: self.shared,
+            services: self.services,
+            ..Context::new(self.snapshot, self.mesh)
         }
     }
 
@@ -76,6 +94,101 @@ impl<'a> Context<'a> {
     pub fn with_shared(mut self, shared: &'a SharedClusters) -> Self {
         self.shared = Some(shared);
         self
+    }
+
+    /// Shares compiled virtual services with the other proxies compiled with `services`.
+    pub fn with_services(mut self, services: &'a SharedServices) -> Self {
+        self.services = Some(services);
+        self
+    }
+
+    /// Virtual service `name` as a client with `policy` reaches it (on `port` only, when
+    /// given): compiled by `build` in a fresh context, or taken from the pass's shared
+    /// services, then absorbed into this proxy's output.
+    pub fn service(
+        &mut self,
+        name: &str,
+        policy: Option<&ClientPolicy>,
+        port: Option<i64>,
+        build: impl FnOnce(&mut Context<'a>) -> Vec<ServicePort>,
+    ) -> Vec<ServicePort> {
+        let key = self
+            .services
+            .map(|_| ServiceKey::new(self.mesh, name, port, policy));
+        let known = self
+            .services
+            .zip(key.as_ref())
+            .and_then(|(services, key)| services.get(key));
+        let compiled = known.unwrap_or_else(|| {
+            let mut child = self.child();
+            let ports = build(&mut child);
+            let compiled = Arc::new(child.into_service(ports));
+            if let (Some(services), Some(key)) = (self.services, key) {
+                services.insert(key, compiled.clone());
+            }
+            compiled
+        });
+        self.absorb(&compiled);
+        compiled.ports.clone()
+    }
+
+    fn into_service(mut self, ports: Vec<ServicePort>) -> CompiledService {
+        let clusters = std::mem::take(&mut self.out.clusters)
+            .into_iter()
+            .filter_map(|(name, cluster)| {
+                let (target, port) = self.egress_targets.remove(&name)?;
+                let endpoints = self.out.endpoints.remove(&name);
+                Some((
+                    name,
+                    UsedCluster {
+                        cluster,
+                        endpoints,
+                        target,
+                        port,
+                    },
+                ))
+            })
+            .collect();
+        CompiledService {
+            ports,
+            clusters,
+            diagnostics: self.out.diagnostics,
+            dependencies: Arc::new(self.dependencies.to_set()),
+        }
+    }
+
+    /// Adds what compiling a service produced to this proxy: its dependencies, its
+    /// problems (each once), and its clusters (a cluster this proxy already has from
+    /// another backend keeps the first backend's TLS settings, as Envoy allows one
+    /// cluster per name).
+    fn absorb(&mut self, service: &Arc<CompiledService>) {
+        self.dependencies.absorb(&service.dependencies);
+        for message in &service.diagnostics {
+            if !self.out.diagnostics.contains(message) {
+                self.out.diagnostics.push(message.clone());
+            }
+        }
+        for (name, used) in &service.clusters {
+            match self.out.clusters.get(name) {
+                Some(existing) => {
+                    if existing.transport_socket != used.cluster.transport_socket {
+                        let message = format!(
+                            "backends of this proxy reach virtual node {} on port {} with different client policies; cluster {name} keeps the TLS settings of the first (by virtual service name)",
+                            used.target, used.port
+                        );
+                        if !self.out.diagnostics.contains(&message) {
+                            self.diagnose(message);
+                        }
+                    }
+                }
+                None => {
+                    self.out.clusters.insert(name.clone(), used.cluster.clone());
+                    if let Some(endpoints) = &used.endpoints {
+                        self.out.endpoints.insert(name.clone(), endpoints.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// The mesh's spec.
@@ -281,6 +394,8 @@ impl<'a> Context<'a> {
                 })
                 .map(|_| super::envoy::tls_transport_socket(&tls::unvalidated_upstream(&hostname))),
         };
+        self.egress_targets
+            .insert(name.clone(), (target.to_string(), port));
         if let Some(existing) = self.out.clusters.get(&name) {
             if existing.transport_socket != transport_socket {
                 let message = format!(

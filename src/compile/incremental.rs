@@ -5,20 +5,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::model::{ResourceKey, ResourceKind};
 use crate::store::Snapshot;
 
+use super::dependencies::Dependencies;
 use super::shared::SharedClusters;
-use super::{ProxyConfig, ProxyId, all_proxies, compile_sharing, dependency_key};
+use super::shared_services::SharedServices;
+use super::{
+    ProxyConfig, ProxyId, Sharing, all_proxies, compile_many, compile_sharing, dependency_key,
+};
 
 /// The compiled configuration of every proxy of the store, kept up to date.
 #[derive(Debug, Default)]
 pub struct Compiled {
     snapshot: Arc<Snapshot>,
     proxies: BTreeMap<ProxyId, Arc<ProxyConfig>>,
-    dependencies: BTreeMap<ProxyId, BTreeSet<ResourceKey>>,
-    /// Reverse index: which proxies depend on a resource.
-    dependents: BTreeMap<ResourceKey, BTreeSet<ProxyId>>,
+    dependencies: BTreeMap<ProxyId, Dependencies>,
+    /// Reverse index: which proxies depend on a resource (hashed: it is only looked up,
+    /// never iterated in an order that could show).
+    dependents: FxHashMap<ResourceKey, FxHashSet<ProxyId>>,
     /// Egress clusters shared between proxies, kept while their inputs are current.
     shared: SharedClusters,
 }
@@ -40,7 +47,7 @@ impl Compiled {
         if let Some(config) = self.proxies.get(proxy) {
             return config.clone();
         }
-        self.compile_one(proxy);
+        self.compile_one(proxy, &SharedServices::default());
         self.proxies[proxy].clone()
     }
 
@@ -54,26 +61,43 @@ impl Compiled {
         &self.snapshot
     }
 
-    fn compile_one(&mut self, proxy: &ProxyId) {
-        let (config, dependencies) = compile_sharing(&self.snapshot, proxy, Some(&self.shared));
-        if let Some(old) = self.dependencies.remove(proxy) {
-            for key in old {
-                if let Some(set) = self.dependents.get_mut(&key) {
-                    set.remove(proxy);
+    /// Compiles `proxy`, sharing services with the others of the same update.
+    fn compile_one(&mut self, proxy: &ProxyId, services: &SharedServices) {
+        let sharing = Sharing {
+            clusters: &self.shared,
+            services,
+        };
+        let (config, dependencies) = compile_sharing(&self.snapshot, proxy, Some(sharing));
+        self.record(proxy.clone(), config, dependencies);
+    }
+
+    /// Keeps `config` as `proxy`'s, and indexes the resources it was compiled from.
+    fn record(&mut self, proxy: ProxyId, config: ProxyConfig, dependencies: Dependencies) {
+        if let Some(old) = self.dependencies.remove(&proxy) {
+            for key in old.distinct() {
+                if let Some(set) = self.dependents.get_mut(key) {
+                    set.remove(&proxy);
                     if set.is_empty() {
-                        self.dependents.remove(&key);
+                        self.dependents.remove(key);
                     }
                 }
             }
         }
-        for key in &dependencies {
-            self.dependents
-                .entry(key.clone())
-                .or_default()
-                .insert(proxy.clone());
+        for key in dependencies.distinct() {
+            match self.dependents.get_mut(key) {
+                Some(set) => {
+                    if !set.contains(&proxy) {
+                        set.insert(proxy.clone());
+                    }
+                }
+                None => {
+                    self.dependents
+                        .insert(key.clone(), FxHashSet::from_iter([proxy.clone()]));
+                }
+            }
         }
         self.dependencies.insert(proxy.clone(), dependencies);
-        self.proxies.insert(proxy.clone(), Arc::new(config));
+        self.proxies.insert(proxy, Arc::new(config));
     }
 
     /// Moves to `snapshot`, recompiling only the proxies whose inputs changed. Returns
@@ -104,8 +128,16 @@ impl Compiled {
                 _ => false,
             };
         }
-        for proxy in &affected {
-            self.compile_one(proxy);
+        // Services are shared within one update only: the next may change any of them.
+        let services = SharedServices::default();
+        let sharing = Sharing {
+            clusters: &self.shared,
+            services: &services,
+        };
+        let proxies: Vec<ProxyId> = affected.iter().cloned().collect();
+        let compiled = compile_many(&self.snapshot, &proxies, sharing);
+        for (proxy, (config, dependencies)) in proxies.into_iter().zip(compiled) {
+            self.record(proxy, config, dependencies);
         }
         affected
     }
