@@ -86,7 +86,8 @@ pub struct ServeArgs {
     /// Also serve xDS on this Unix socket (the App Mesh Envoy image's `unix://` endpoint).
     #[arg(long, env = "MESHD_XDS_UDS")]
     pub xds_uds: Option<std::path::PathBuf>,
-    /// Milliseconds to wait after a change for more changes before pushing to proxies.
+    /// Least milliseconds between two pushes to proxies (a lone change is pushed at once;
+    /// changes within this time of the last push are pushed together when it ends).
     #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::xds::DEFAULT_DEBOUNCE.as_millis() as u64)]
     pub debounce_ms: u64,
     /// Region in ARNs.

@@ -1727,7 +1727,11 @@ fn one_pass_shares_a_service_only_between_clients_with_the_same_policy() {
     let socket = |proxy: &str| {
         let id = ProxyId::parse(&format!("mesh/{MESH}/virtualNode/{proxy}")).unwrap();
         let config = &all[&id];
-        assert_eq!(config, &compile_proxy(&snapshot, &id), "{proxy} differs alone");
+        assert_eq!(
+            config,
+            &compile_proxy(&snapshot, &id),
+            "{proxy} differs alone"
+        );
         let json = config_json(config);
         cluster(&json, "cds_egress_m_target_http_8080")["transport_socket"].clone()
     };

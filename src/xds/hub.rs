@@ -18,7 +18,8 @@ use crate::store::Store;
 use super::snapshot::{Interner, ProxySnapshot};
 use super::status::StreamStatus;
 
-/// How long the hub waits after a change for more changes before it pushes.
+/// The least time between two pushes: a change after a quiet period is pushed at once;
+/// changes that arrive sooner are coalesced into one push when the period ends.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Shared state of the xDS server.
@@ -61,28 +62,37 @@ impl Hub {
         sender.subscribe()
     }
 
-    /// Follows the store until it is dropped: after each change (and a debounce for the
-    /// changes that follow it), recompiles the affected proxies and publishes their new
-    /// configuration.
+    /// Follows the store until it is dropped: after each change, recompiles the affected
+    /// proxies and publishes their new configuration. A change after a quiet period goes
+    /// out at once; changes within `debounce` of the last push wait for the period to end
+    /// and go out together (the latest snapshot wins), so a burst of writes costs one
+    /// recompilation per period, not one per write.
     pub async fn run(self: Arc<Self>) {
         let mut feed = self.store.subscribe();
+        // Writes made between `new` and now are not marked as changes: catch up first.
+        feed.mark_changed();
+        let mut last_push: Option<tokio::time::Instant> = None;
         loop {
             if feed.changed().await.is_err() {
                 return;
             }
-            if !self.debounce.is_zero() {
-                tokio::time::sleep(self.debounce).await;
+            if let Some(last) = last_push {
+                tokio::time::sleep_until(last + self.debounce).await;
             }
+            let started = tokio::time::Instant::now();
             let snapshot = feed.borrow_and_update().clone();
             let hub = self.clone();
-            let published = tokio::task::spawn_blocking(move || hub.publish(snapshot)).await;
-            if let Err(err) = published {
-                tracing::error!("publishing a new configuration failed: {err}");
+            match tokio::task::spawn_blocking(move || hub.publish(snapshot)).await {
+                Ok(0) => {}
+                Ok(_) => last_push = Some(started),
+                Err(err) => tracing::error!("publishing a new configuration failed: {err}"),
             }
         }
     }
 
-    fn publish(&self, snapshot: Arc<crate::store::Snapshot>) {
+    /// Recompiles what `snapshot` changed and publishes it; returns how many proxies
+    /// were recompiled.
+    fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> usize {
         let mut compiled = self.compiled.lock();
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
@@ -101,6 +111,7 @@ impl Hub {
             pushed,
             "published a store revision"
         );
+        affected.len()
     }
 
     /// Registers a stream's status; returns its id.
@@ -134,5 +145,75 @@ impl Hub {
     /// How many distinct encoded resources are held for all proxies.
     pub fn distinct_resources(&self) -> usize {
         self.interner.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::compile_proxy;
+    use crate::store::Write;
+
+    fn node_on_port(store: &Store, port: i64) {
+        let (key, spec) = crate::definition::parse_resource(&serde_json::json!({
+            "meshName": "m", "virtualNodeName": "a", "spec": {
+                "listeners": [{"portMapping": {"port": port, "protocol": "http"}}],
+                "serviceDiscovery": {"dns": {"hostname": "a.local"}}}}))
+        .unwrap();
+        let write = if store.snapshot().get(&key).is_some() {
+            Write::Update { key, spec }
+        } else {
+            Write::Create {
+                key,
+                spec,
+                tags: vec![],
+            }
+        };
+        store.apply(write, None).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_change_is_pushed_at_once_and_a_burst_in_one_push_after_the_window() {
+        let store = Arc::new(Store::in_memory(Default::default()));
+        let (key, spec) =
+            crate::definition::parse_resource(&serde_json::json!({"meshName": "m"})).unwrap();
+        store
+            .apply(
+                Write::Create {
+                    key,
+                    spec,
+                    tags: vec![],
+                },
+                None,
+            )
+            .unwrap();
+        node_on_port(&store, 8000);
+        let window = Duration::from_secs(2);
+        let hub = Hub::new(store.clone(), window);
+        tokio::spawn(hub.clone().run());
+        // Let the hub catch up with the store (nothing to push) before changing it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let proxy = ProxyId::virtual_node("m", "a");
+        let mut pushed = hub.watch(&proxy);
+        let expected =
+            |store: &Store| Interner::default().snapshot(&compile_proxy(&store.snapshot(), &proxy));
+
+        // A change after a quiet period does not wait for the window.
+        node_on_port(&store, 8001);
+        tokio::time::timeout(window / 2, pushed.changed())
+            .await
+            .expect("a lone change is pushed before the window would have ended")
+            .unwrap();
+        assert_eq!(**pushed.borrow_and_update(), expected(&store));
+
+        // Changes right after a push wait for the window and go out as one.
+        for port in [8002, 8003, 8004] {
+            node_on_port(&store, port);
+        }
+        tokio::time::timeout(window * 3, pushed.changed())
+            .await
+            .expect("the burst is pushed when the window ends")
+            .unwrap();
+        assert_eq!(**pushed.borrow_and_update(), expected(&store));
     }
 }
