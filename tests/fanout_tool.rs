@@ -29,7 +29,7 @@ async fn run_small(mode: Mode, label: &str, baseline: bool) {
         mode,
         meshd: env!("CARGO_BIN_EXE_meshd").into(),
         debounce_ms: None,
-        baseline,
+        baseline: baseline.then(|| env!("CARGO_BIN_EXE_xds_replay").into()),
     };
     let report = load::run(args).await.expect("the fan-out tool runs");
     assert_eq!(report.missing, 0, "every proxy gets every change");
@@ -84,11 +84,27 @@ async fn run_small(mode: Mode, label: &str, baseline: bool) {
     assert!(figure("p99_ms") <= figure("max_ms"), "{line}");
     assert!(figure("bytes_per_push") > 0.0, "{line}");
     assert!(figure("server_rss_mib") > 0.0, "{line}");
+
+    assert_eq!(
+        report.first_config_s.len(),
+        20,
+        "every proxy of the cold start got its first configuration"
+    );
+    let cold = report.cold_start_line();
+    assert!(
+        cold.starts_with("cold_start proxies=20 configured=20 all_configured_s="),
+        "{cold}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_fanout_tool_runs_end_to_end_in_sotw() {
     run_small(Mode::Sotw, "sotw", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_fanout_tool_runs_end_to_end_in_sotw_with_the_baseline() {
+    run_small(Mode::Sotw, "sotw", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,9 +24,6 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -88,9 +85,10 @@ pub struct Args {
     pub meshd: PathBuf,
     /// meshd's `--debounce-ms`, if not its default.
     pub debounce_ms: Option<u64>,
-    /// Also measure the baseline: the same response bytes written to N streams by a
-    /// minimal tonic ADS server (in this process) with no control plane behind it.
-    pub baseline: bool,
+    /// Also measure the baseline with this `xds_replay` binary: the same response bytes
+    /// written to N streams by a minimal tonic ADS server, in its own process, with no
+    /// control plane behind it.
+    pub baseline: Option<PathBuf>,
 }
 
 /// One run's figures.
@@ -123,6 +121,9 @@ pub struct Report {
     pub server_cpu_s: f64,
     /// Time from opening the first stream to every proxy holding its first route configuration.
     pub connect_s: f64,
+    /// Per proxy, from opening the first stream (all open at once) to holding its first
+    /// route configuration, sorted, in seconds.
+    pub first_config_s: Vec<f64>,
     /// The baseline's change → receipt p99 (ms), if measured.
     pub baseline_p99_ms: Option<f64>,
 }
@@ -163,6 +164,21 @@ impl Report {
                 )
             })
             .unwrap_or_default()
+    }
+
+    /// The cold start: every stream opened at once, and how long until each proxy held its
+    /// first configuration (printed before the result line).
+    pub fn cold_start_line(&self) -> String {
+        let f = &self.first_config_s;
+        format!(
+            "cold_start proxies={} configured={} all_configured_s={:.2} p50_s={:.2} p99_s={:.2} max_s={:.2}",
+            self.proxies,
+            f.len(),
+            self.connect_s,
+            percentile(f, 50.0),
+            percentile(f, 99.0),
+            f.last().copied().unwrap_or(0.0),
+        )
     }
 
     /// A line with the ACK percentiles and the connect time (printed before the result line).
@@ -658,7 +674,9 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = rss_kib(pid);
 
-    let (shared, logs, tasks, connect_s) = open_fleet(xds, &args).await?;
+    let (shared, logs, tasks, started) = open_fleet(xds, &args).await?;
+    let connect_s = started.elapsed_to_all;
+    let first_config_s = first_configurations(&logs, started.at);
     // Let the initial pushes and ACKs settle before measuring memory and changes.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected = rss_kib(pid);
@@ -693,11 +711,12 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
     drop(meshd);
 
     let (receipt_ms, ack_ms) = latencies(&logs, &changed_at);
-    let baseline_p99_ms = if args.baseline {
-        let captured = std::mem::take(&mut *shared.captured.lock());
-        Some(baseline::run(&args, captured).await?)
-    } else {
-        None
+    let baseline_p99_ms = match &args.baseline {
+        Some(replay) => {
+            let captured = std::mem::take(&mut *shared.captured.lock());
+            Some(baseline::run(&args, replay, captured).await?)
+        }
+        None => None,
     };
     let pushes = (args.proxies * args.changes).max(1);
     Ok(Report {
@@ -714,12 +733,34 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
         rss_per_proxy_kib: (rss_connected - rss_before) / args.proxies.max(1) as f64,
         server_cpu_s,
         connect_s,
+        first_config_s,
         baseline_p99_ms,
     })
 }
 
 type Logs = Vec<Arc<Mutex<Vec<Receipt>>>>;
-type Fleet = (Arc<Shared>, Logs, Vec<tokio::task::JoinHandle<()>>, f64);
+type Fleet = (Arc<Shared>, Logs, Vec<tokio::task::JoinHandle<()>>, Opened);
+
+/// When the fleet's streams were opened, and how long until all held a configuration.
+struct Opened {
+    at: Instant,
+    elapsed_to_all: f64,
+}
+
+/// Per proxy, seconds from `opened` to its first route configuration, sorted.
+fn first_configurations(logs: &Logs, opened: Instant) -> Vec<f64> {
+    let mut seconds: Vec<f64> = logs
+        .iter()
+        .filter_map(|log| {
+            let log = log.lock();
+            log.iter()
+                .find(|r| r.marker == 1)
+                .map(|r| r.received.saturating_duration_since(opened).as_secs_f64())
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
 
 /// Opens N streams to the ADS server at `xds` (one HTTP/2 connection per 100 streams) and
 /// waits until each holds its first route configuration; also returns how long that took.
@@ -761,8 +802,11 @@ async fn open_fleet(xds: SocketAddr, args: &Args) -> Result<Fleet, BoxError> {
         )
         .into());
     }
-    let connect_s = connect_started.elapsed().as_secs_f64();
-    Ok((shared, logs, tasks, connect_s))
+    let opened = Opened {
+        at: connect_started,
+        elapsed_to_all: connect_started.elapsed().as_secs_f64(),
+    };
+    Ok((shared, logs, tasks, opened))
 }
 
 /// Change → receipt and change → ACK in ms, each sorted, for every (proxy, change) that
@@ -784,116 +828,99 @@ fn latencies(logs: &Logs, changed_at: &[(u32, Instant)]) -> (Vec<f64>, Vec<f64>)
     (receipt_ms, ack_ms)
 }
 
-/// The byte-copy limit: a minimal tonic ADS server that writes meshd's own route
-/// responses (captured by stream 0, same bytes) to every stream on a trigger, with no
-/// control plane behind it. It runs in this process, sharing the runtime with the streams.
+/// The byte-copy limit: meshd's own route responses (captured by stream 0, the same
+/// bytes) written to every stream by `xds_replay`, a minimal tonic ADS server in its own
+/// process (as meshd is) with no control plane behind it.
 mod baseline {
     use super::*;
 
-    use std::pin::Pin;
+    use base64::Engine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-    use tokio_stream::{Stream, StreamExt};
-    use tonic::{Request, Response, Status, Streaming};
-
-    type Out<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-    /// Every open stream's sender, and the payload a new stream gets first.
-    #[derive(Default)]
-    struct State {
-        sotw: Vec<mpsc::UnboundedSender<Result<DiscoveryResponse, Status>>>,
-        delta: Vec<mpsc::UnboundedSender<Result<DeltaDiscoveryResponse, Status>>>,
-        current: Option<Captured>,
+    /// The `xds_replay` child process, killed when dropped.
+    struct Replay {
+        child: tokio::process::Child,
+        stdin: tokio::process::ChildStdin,
+        stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
     }
 
-    #[derive(Clone, Default)]
-    struct Server(Arc<Mutex<State>>);
-
-    fn drain<T: Send + 'static>(mut inbound: Streaming<T>) {
-        tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
-    }
-
-    #[tonic::async_trait]
-    impl AggregatedDiscoveryService for Server {
-        type StreamAggregatedResourcesStream = Out<DiscoveryResponse>;
-        type DeltaAggregatedResourcesStream = Out<DeltaDiscoveryResponse>;
-
-        async fn stream_aggregated_resources(
-            &self,
-            request: Request<Streaming<DiscoveryRequest>>,
-        ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-            drain(request.into_inner());
-            let (tx, rx) = mpsc::unbounded_channel();
-            let mut state = self.0.lock();
-            if let Some(Captured::Sotw(first)) = &state.current {
-                let _ = tx.send(Ok(first.clone()));
-            }
-            state.sotw.push(tx);
-            Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    impl Replay {
+        /// Starts `binary` and returns it with the address it serves ADS on.
+        async fn start(binary: &std::path::Path) -> Result<(Replay, SocketAddr), BoxError> {
+            let mut child = tokio::process::Command::new(binary)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
+            let stdin = child.stdin.take().ok_or("no stdin")?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            let line = lines
+                .next_line()
+                .await?
+                .ok_or("xds_replay exited before listening")?;
+            let address = line
+                .strip_prefix("listening ")
+                .ok_or_else(|| format!("xds_replay said {line:?}"))?
+                .parse()?;
+            let replay = Replay {
+                child,
+                stdin,
+                stdout: lines,
+            };
+            Ok((replay, address))
         }
 
-        async fn delta_aggregated_resources(
-            &self,
-            request: Request<Streaming<DeltaDiscoveryRequest>>,
-        ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-            drain(request.into_inner());
-            let (tx, rx) = mpsc::unbounded_channel();
-            let mut state = self.0.lock();
-            if let Some(Captured::Delta(first)) = &state.current {
-                let _ = tx.send(Ok(first.clone()));
+        /// Sends one command and waits until it is carried out.
+        async fn command(&mut self, line: String) -> Result<(), BoxError> {
+            self.stdin.write_all(line.as_bytes()).await?;
+            self.stdin.write_all(b"\n").await?;
+            self.stdin.flush().await?;
+            match self.stdout.next_line().await? {
+                Some(answer) if answer == "ok" => Ok(()),
+                answer => Err(format!("xds_replay answered {answer:?} to {line:.40}").into()),
             }
-            state.delta.push(tx);
-            Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
         }
     }
 
-    impl Server {
-        /// Writes `payload` to every stream.
-        fn push(&self, payload: &Captured) {
-            let mut state = self.0.lock();
-            match payload {
-                Captured::Sotw(response) => {
-                    for tx in &state.sotw {
-                        let _ = tx.send(Ok(response.clone()));
-                    }
-                }
-                Captured::Delta(response) => {
-                    for tx in &state.delta {
-                        let _ = tx.send(Ok(response.clone()));
-                    }
-                }
-            }
-            state.current = Some(payload.clone());
+    impl Drop for Replay {
+        fn drop(&mut self) {
+            let _ = self.child.start_kill();
         }
     }
 
-    /// Runs the same N streams and K changes against the baseline server; its p99 (ms).
-    pub async fn run(args: &Args, mut captured: HashMap<u32, Captured>) -> Result<f64, BoxError> {
-        let mut payload = |marker: u32| {
-            captured
-                .remove(&marker)
-                .ok_or_else(|| format!("no route response from meshd for change marker {marker}"))
-        };
-        let server = Server::default();
-        server.0.lock().current = Some(payload(1)?);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener)
-            .map(|conn| conn.inspect(|c| drop(c.set_nodelay(true))));
-        let service = AggregatedDiscoveryServiceServer::new(server.clone())
-            .max_decoding_message_size(64 << 20);
-        let serving = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(incoming),
-        );
-        let (shared, logs, tasks, _) = open_fleet(addr, args).await?;
+    /// Runs the same N streams and K changes against `xds_replay`; its p99 (ms).
+    pub async fn run(
+        args: &Args,
+        binary: &std::path::Path,
+        captured: HashMap<u32, Captured>,
+    ) -> Result<f64, BoxError> {
+        let (mut replay, address) = Replay::start(binary).await?;
+        let mut markers: Vec<_> = captured.keys().copied().collect();
+        markers.sort_unstable();
+        for marker in markers {
+            let bytes = match &captured[&marker] {
+                Captured::Sotw(response) => response.encode_to_vec(),
+                Captured::Delta(response) => response.encode_to_vec(),
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            replay.command(format!("load {marker} {encoded}")).await?;
+        }
+        if !captured.contains_key(&1) {
+            return Err("no first route response from meshd to replay".into());
+        }
+        replay.command("initial 1".into()).await?;
+        let (shared, logs, tasks, _) = open_fleet(address, args).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut changed_at = Vec::with_capacity(args.changes);
         for change in 1..=args.changes {
             let marker = change as u32 + 1;
-            let response = payload(marker)?;
+            if !captured.contains_key(&marker) {
+                return Err(format!("no route response from meshd for change {marker}").into());
+            }
             let at = Instant::now();
-            server.push(&response);
+            replay.command(format!("push {marker}")).await?;
             changed_at.push((marker, at));
             wait_for(
                 &shared.counts[marker as usize],
@@ -906,7 +933,7 @@ mod baseline {
         for task in &tasks {
             task.abort();
         }
-        serving.abort();
+        drop(replay);
         let (receipt_ms, _) = latencies(&logs, &changed_at);
         if receipt_ms.len() < args.proxies * args.changes {
             return Err("the baseline did not reach every proxy".into());

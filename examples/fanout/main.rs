@@ -20,9 +20,14 @@
 //! with every stream connected, and server_cpu_s is meshd's CPU time over the whole run.
 //!
 //! `--baseline` then replays meshd's own route responses (the bytes stream 0 received)
-//! from a minimal tonic ADS server to the same number of streams, with no control plane
-//! behind it, and appends `baseline_p99_ms=… ratio=…` (meshd's p99 / the baseline's).
-//! That server runs inside this tool's process, sharing its runtime with the streams.
+//! from `xds_replay` (`src/bin/xds_replay.rs`: a minimal tonic ADS server that writes
+//! pre-encoded bytes, in its own process as meshd is, with no control plane behind it) to
+//! the same number of streams, and appends `baseline_p99_ms=… ratio=…` (meshd's p99 / the
+//! baseline's).
+//!
+//! Before the result line come a `cold_start` line (all N streams opened at once: how
+//! long until every proxy held its first configuration, and the spread per proxy) and a
+//! `detail` line (change → ACK percentiles, missing changes, failed streams).
 
 #[path = "load.rs"]
 mod load;
@@ -55,6 +60,9 @@ struct Cli {
     /// The meshd binary (default: built with this tool's profile).
     #[arg(long)]
     meshd: Option<PathBuf>,
+    /// The xds_replay binary for --baseline (default: built with this tool's profile).
+    #[arg(long)]
+    replay: Option<PathBuf>,
     /// meshd's --debounce-ms (default: meshd's own).
     #[arg(long)]
     debounce_ms: Option<u64>,
@@ -64,12 +72,13 @@ struct Cli {
     baseline: bool,
 }
 
-/// Builds meshd with this example's profile and returns its path.
-fn build_meshd() -> Result<PathBuf, String> {
+/// Builds the project's binaries (meshd, xds_replay) with this example's profile and
+/// returns the directory that holds them.
+fn build_binaries() -> Result<PathBuf, String> {
     let release = !cfg!(debug_assertions);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
-    command.args(["build", "--quiet", "--bin", "meshd", "--manifest-path"]);
+    command.args(["build", "--quiet", "--bins", "--manifest-path"]);
     command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
     if release {
         command.arg("--release");
@@ -78,15 +87,14 @@ fn build_meshd() -> Result<PathBuf, String> {
         .status()
         .map_err(|err| format!("cannot run cargo: {err}"))?;
     if !status.success() {
-        return Err("cargo build --bin meshd failed".into());
+        return Err("cargo build --bins failed".into());
     }
-    // target/<profile>/examples/fanout → target/<profile>/meshd
+    // target/<profile>/examples/fanout → target/<profile>/
     let exe = std::env::current_exe().map_err(|err| err.to_string())?;
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|examples| examples.parent())
-        .ok_or("no target directory")?;
-    Ok(dir.join("meshd"))
+        .map(PathBuf::from)
+        .ok_or_else(|| "no target directory".into())
 }
 
 #[tokio::main]
@@ -95,13 +103,26 @@ async fn main() -> std::process::ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("note: a debug build; run with --release for figures worth recording");
     }
-    let meshd = match cli.meshd.map_or_else(build_meshd, Ok) {
-        Ok(path) => path,
-        Err(err) => {
-            eprintln!("fanout: {err}");
-            return std::process::ExitCode::FAILURE;
+    let built = if cli.meshd.is_none() || (cli.baseline && cli.replay.is_none()) {
+        match build_binaries() {
+            Ok(dir) => Some(dir),
+            Err(err) => {
+                eprintln!("fanout: {err}");
+                return std::process::ExitCode::FAILURE;
+            }
         }
+    } else {
+        None
     };
+    let from_build = |name: &str| built.as_ref().map(|dir| dir.join(name));
+    let meshd = cli
+        .meshd
+        .or_else(|| from_build("meshd"))
+        .expect("built when not given");
+    let replay = cli
+        .baseline
+        .then(|| cli.replay.or_else(|| from_build("xds_replay")))
+        .flatten();
     let args = load::Args {
         proxies: cli.proxies,
         nodes: cli.nodes,
@@ -112,10 +133,11 @@ async fn main() -> std::process::ExitCode {
         },
         meshd,
         debounce_ms: cli.debounce_ms,
-        baseline: cli.baseline,
+        baseline: replay,
     };
     match load::run(args).await {
         Ok(report) => {
+            println!("{}", report.cold_start_line());
             println!("{}", report.detail_line());
             println!("{}", report.line());
             if report.missing > 0 {
