@@ -4,13 +4,20 @@
 //! ```sh
 //! cargo run --release --example write_latency            # 500 creates; 8 writers × 100 updates
 //! cargo run --release --example write_latency -- 2000 16 200
+//! # etcd too (a meshd built with the etcd feature, and a running etcd):
+//! cargo run --release --features etcd --example write_latency -- \
+//!     --store memory --store embedded --store etcd --etcd-endpoints http://127.0.0.1:2379
 //! ```
 //!
 //! Two workloads per backend: creates of virtual nodes one at a time (the latency one
 //! client sees), then updates from several concurrent writers, each to its own node
 //! (throughput; writes are serialised by the store, and with the embedded store each
-//! is durable, two fsyncs, before it is answered). The embedded store writes to a
-//! temporary directory (`TMPDIR`), so the figures depend on that file system's fsync.
+//! is durable, two fsyncs, before it is answered; with etcd each is one etcd
+//! transaction, committed by the etcd cluster before it is answered). The embedded
+//! store writes to a temporary directory (`TMPDIR`), so the figures depend on that file
+//! system's fsync; etcd's depend on where its data directory is. Without `--store`, the
+//! memory and embedded stores are measured (and etcd, if `--etcd-endpoints` is given).
+//! Each etcd run uses a fresh key prefix.
 
 use std::time::{Duration, Instant};
 
@@ -149,15 +156,49 @@ async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: us
     }
 }
 
+/// The command line: counts (positional), `--store NAME` (repeatable),
+/// `--etcd-endpoints URL[,URL…]`.
+struct Args {
+    counts: Vec<usize>,
+    stores: Vec<String>,
+    etcd_endpoints: Option<Vec<String>>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        counts: Vec::new(),
+        stores: Vec::new(),
+        etcd_endpoints: None,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--store" => args
+                .stores
+                .push(words.next().expect("--store needs a store name")),
+            "--etcd-endpoints" => {
+                let endpoints = words.next().expect("--etcd-endpoints needs URLs");
+                args.etcd_endpoints = Some(endpoints.split(',').map(str::to_string).collect());
+            }
+            count => args
+                .counts
+                .push(count.parse().expect("counts are whole numbers")),
+        }
+    }
+    if args.stores.is_empty() {
+        args.stores = vec!["memory".into(), "embedded".into()];
+        if args.etcd_endpoints.is_some() {
+            args.stores.push("etcd".into());
+        }
+    }
+    args
+}
+
 #[tokio::main]
 async fn main() {
-    let arg = |index: usize, default: usize| {
-        std::env::args()
-            .nth(index)
-            .map(|value| value.parse().expect("counts are whole numbers"))
-            .unwrap_or(default)
-    };
-    let (creates, writers, updates) = (arg(1, 500).max(1), arg(2, 8).max(1), arg(3, 100).max(1));
+    let args = parse_args();
+    let arg = |index: usize, default: usize| args.counts.get(index).copied().unwrap_or(default);
+    let (creates, writers, updates) = (arg(0, 500).max(1), arg(1, 8).max(1), arg(2, 100).max(1));
     if cfg!(debug_assertions) {
         eprintln!("note: a debug build; run with --release for figures worth recording");
     }
@@ -167,15 +208,28 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     let data_dir = tempfile::tempdir().expect("a temporary data directory");
-    for (name, store) in [
-        ("memory", StoreConfig::Memory),
-        (
-            "embedded",
-            StoreConfig::Embedded {
+    for name in &args.stores {
+        let store = match name.as_str() {
+            "memory" => StoreConfig::Memory,
+            "embedded" => StoreConfig::Embedded {
                 data_dir: data_dir.path().to_path_buf(),
             },
-        ),
-    ] {
+            "etcd" => StoreConfig::Etcd {
+                endpoints: args
+                    .etcd_endpoints
+                    .clone()
+                    .unwrap_or_else(|| vec!["http://127.0.0.1:2379".into()]),
+                prefix: format!(
+                    "/meshd-write-latency/{}-{}/",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                ),
+            },
+            other => panic!("unknown store {other:?}: memory, embedded or etcd"),
+        };
         let f = measure(store, creates, writers, updates).await;
         println!(
             "| {name} | {:.2} ms | {:.2} ms | {:.0} | {:.2} ms | {:.2} ms | {:.0} |",

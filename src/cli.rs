@@ -72,6 +72,9 @@ pub enum StoreKind {
     Embedded,
     /// Memory only: everything is gone when meshd stops (tests, demos).
     Memory,
+    /// etcd at `--etcd-endpoints`, shared by several meshd replicas (needs a meshd built
+    /// with `--features etcd`).
+    Etcd,
 }
 
 /// Flags of `meshd serve`.
@@ -105,12 +108,24 @@ pub struct ServeArgs {
     /// Most routes per virtual router, and gateway routes per virtual gateway.
     #[arg(long, env = "MESHD_LIMIT_ROUTES_PER_PARENT", default_value_t = Limits::default().routes_per_parent)]
     pub limit_routes_per_parent: usize,
-    /// Where resources are kept: `embedded` (durable, in --data-dir) or `memory` (lost on exit).
+    /// Where resources are kept: `embedded` (durable, in --data-dir), `memory` (lost on
+    /// exit) or `etcd` (shared by replicas, at --etcd-endpoints).
     #[arg(long, env = "MESHD_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
     /// The embedded store's data directory (created if missing).
     #[arg(long, env = "MESHD_DATA_DIR", default_value = "./meshd-data")]
     pub data_dir: std::path::PathBuf,
+    /// The etcd members' client URLs, comma-separated (with `--store etcd`).
+    #[arg(
+        long,
+        env = "MESHD_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// The prefix of meshd's keys in etcd; replicas of one meshd share it.
+    #[arg(long, env = "MESHD_ETCD_PREFIX", default_value = crate::store::DEFAULT_ETCD_PREFIX)]
+    pub etcd_prefix: String,
 }
 
 fn parse_account_id(value: &str) -> Result<String, String> {
@@ -143,6 +158,10 @@ impl ServeArgs {
                     data_dir: self.data_dir.clone(),
                 },
                 StoreKind::Memory => StoreConfig::Memory,
+                StoreKind::Etcd => StoreConfig::Etcd {
+                    endpoints: self.etcd_endpoints.clone(),
+                    prefix: self.etcd_prefix.clone(),
+                },
             },
         }
     }

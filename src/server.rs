@@ -82,7 +82,12 @@ impl RunningServer {
 /// listeners and starts serving. A store that cannot be opened is an error whose
 /// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
-    let store = Store::open(&config.store, config.limits).map_err(std::io::Error::other)?;
+    // Opening waits for the disk or for etcd: not on an async worker.
+    let (store_config, limits) = (config.store.clone(), config.limits);
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
     if let StoreConfig::Embedded { data_dir } = &config.store {
         let snapshot = store.snapshot();
         tracing::info!(

@@ -3,20 +3,28 @@
 //! passed to the durable backend, and published as a new revision; subscribers see
 //! every revision through a watch channel (the change feed the compiler consumes).
 //!
-//! The backend is chosen once, by [`StoreConfig`]: memory only, or the embedded durable
-//! store ([`EmbeddedBackend`]). Nothing above the store knows which one is in use.
+//! The backend is chosen once, by [`StoreConfig`]: memory only, the embedded durable
+//! store ([`EmbeddedBackend`]), or etcd shared by several replicas (`EtcdBackend`, with
+//! the `etcd` feature). Nothing above the store knows which one is in use.
+//!
+//! With etcd, another replica may commit between this one's check and its commit: the
+//! backend then refuses the commit ([`BackendError::Behind`]), and the store waits until
+//! it has followed the other replica's writes, checks the write again and retries it.
 
 mod backend;
 mod embedded;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod integrity;
 mod open_error;
+mod shared;
 mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::model::spec::TagRef;
@@ -25,9 +33,23 @@ use crate::model::{Metadata, Resource, ResourceKey, ResourceKind, Spec, Status, 
 pub use backend::{Backend, BackendError, Commit, MemoryBackend};
 pub use embedded::{DATA_FILE, EmbeddedBackend, FORMAT_VERSION};
 pub use error::StoreError;
+#[cfg(feature = "etcd")]
+pub use etcd::{ETCD_FORMAT_VERSION, EtcdBackend, REQUEST_TIMEOUT as ETCD_REQUEST_TIMEOUT};
 pub use integrity::Inconsistency;
 pub use open_error::OpenError;
+#[cfg(feature = "etcd")]
+use shared::Follower;
+use shared::Shared;
 pub use snapshot::{Change, IdempotencyRecord, MAX_REMEMBERED_TOKENS, Snapshot};
+
+/// How long a write may wait, in all, for this replica to catch up with writes other
+/// replicas committed first (only with a shared backend).
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times a write is checked and committed before it gives up because other
+/// replicas keep committing first.
+pub const MAX_WRITE_ATTEMPTS: u32 = 32;
+/// The default key prefix of meshd's data in etcd.
+pub const DEFAULT_ETCD_PREFIX: &str = "/meshd/";
 
 /// The most user tags one resource may carry.
 pub const MAX_TAGS: usize = 50;
@@ -62,6 +84,14 @@ pub enum StoreConfig {
     Embedded {
         /// The data directory (created if missing).
         data_dir: PathBuf,
+    },
+    /// In etcd (v3), shared by every meshd replica configured with the same endpoints
+    /// and prefix; loaded on start and followed while running. Needs the `etcd` feature.
+    Etcd {
+        /// The etcd members' client URLs (`http://127.0.0.1:2379`).
+        endpoints: Vec<String>,
+        /// The prefix of every key meshd writes ([`DEFAULT_ETCD_PREFIX`]).
+        prefix: String,
     },
 }
 
@@ -116,11 +146,9 @@ pub enum Write {
 
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
-    current: RwLock<Arc<Snapshot>>,
-    writer: Mutex<()>,
+    shared: Arc<Shared>,
     backend: Box<dyn Backend>,
     limits: Limits,
-    feed: watch::Sender<Arc<Snapshot>>,
 }
 
 impl Store {
@@ -138,31 +166,41 @@ impl Store {
                 let (backend, snapshot) = EmbeddedBackend::open(data_dir)?;
                 Ok(Self::with_backend(Box::new(backend), snapshot, limits))
             }
+            #[cfg(feature = "etcd")]
+            StoreConfig::Etcd { endpoints, prefix } => {
+                let (backend, snapshot) = EtcdBackend::open(endpoints, prefix)?;
+                let shared = Shared::new(snapshot);
+                backend.follow(Follower::new(shared.clone()));
+                Ok(Self {
+                    shared,
+                    backend: Box::new(backend),
+                    limits,
+                })
+            }
+            #[cfg(not(feature = "etcd"))]
+            StoreConfig::Etcd { .. } => Err(OpenError::EtcdNotBuilt),
         }
     }
 
     /// A store that starts from `initial` and records every write in `backend`.
     pub fn with_backend(backend: Box<dyn Backend>, initial: Snapshot, limits: Limits) -> Self {
-        let initial = Arc::new(initial);
-        let (feed, _) = watch::channel(initial.clone());
         Self {
-            current: RwLock::new(initial),
-            writer: Mutex::new(()),
+            shared: Shared::new(initial),
             backend,
             limits,
-            feed,
         }
     }
 
     /// The latest revision's snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().clone()
+        self.shared.snapshot()
     }
 
     /// The change feed: a receiver that is told of every new revision and always holds
-    /// the latest snapshot (compare snapshots with [`Snapshot::changes_since`]).
+    /// the latest snapshot (compare snapshots with [`Snapshot::changes_since`]). With a
+    /// shared backend, it also carries the writes made through other replicas.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.feed.subscribe()
+        self.shared.subscribe()
     }
 
     /// The configured limits.
@@ -173,12 +211,43 @@ impl Store {
     /// Applies one write atomically and returns the resource as the API reports it (a
     /// deleted resource with status `DELETED`). With `idempotency`, a request that repeats
     /// an earlier one's token and content gets the earlier answer and changes nothing.
+    ///
+    /// Blocks the calling thread while the backend commits (API handlers call it on
+    /// blocking threads). When another replica committed first, the write is checked
+    /// again once this replica has caught up, up to [`MAX_WRITE_ATTEMPTS`] times.
     pub fn apply(
         &self,
         write: Write,
         idempotency: Option<Idempotency>,
     ) -> Result<Arc<Resource>, StoreError> {
-        let _writing = self.writer.lock();
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_apply(write.clone(), idempotency.clone()) {
+                Err(Attempt::Behind { revision }) => {
+                    if attempts >= MAX_WRITE_ATTEMPTS {
+                        return Err(StoreError::Contended { attempts });
+                    }
+                    if !self.shared.wait_for(revision, deadline) {
+                        return Err(StoreError::Unavailable(format!(
+                            "this replica has not caught up with revision {revision} of the shared store within {CATCH_UP_TIMEOUT:?}"
+                        )));
+                    }
+                }
+                Err(Attempt::Refused(err)) => return Err(err),
+                Ok(result) => return Ok(result),
+            }
+        }
+    }
+
+    /// Checks `write` against the current snapshot and commits it once.
+    fn try_apply(
+        &self,
+        write: Write,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Arc<Resource>, Attempt> {
+        let _writing = self.shared.writer.lock();
         let current = self.snapshot();
         if let Some(idempotency) = &idempotency
             && let Some(record) = current.token(&idempotency.token)
@@ -186,26 +255,27 @@ impl Store {
             return if record.fingerprint == idempotency.fingerprint {
                 Ok(record.result.clone())
             } else {
-                Err(StoreError::TokenReused {
+                Err(Attempt::Refused(StoreError::TokenReused {
                     token: idempotency.token.clone(),
-                })
+                }))
             };
         }
         let mut next = (*current).clone();
         next.revision += 1;
-        let (result, puts, deletes) = self.prepare(&current, write)?;
+        let (result, puts, deletes) = self.prepare(&current, write).map_err(Attempt::Refused)?;
         for put in &puts {
             next.put(put.clone());
         }
         for key in &deletes {
             next.remove(key);
         }
+        let mut forgotten_tokens = Vec::new();
         let token = idempotency.map(|idempotency| {
             let record = IdempotencyRecord {
                 fingerprint: idempotency.fingerprint,
                 result: result.clone(),
             };
-            next.remember_token(idempotency.token.clone(), record.clone());
+            forgotten_tokens = next.remember_token(idempotency.token.clone(), record.clone());
             (idempotency.token, record)
         });
         let commit = Commit {
@@ -213,13 +283,16 @@ impl Store {
             puts,
             deletes,
             token,
+            forgotten_tokens,
         };
-        self.backend
-            .commit(&commit)
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
-        let next = Arc::new(next);
-        *self.current.write() = next.clone();
-        self.feed.send_replace(next);
+        match self.backend.commit(&commit) {
+            Ok(()) => {}
+            Err(BackendError::Behind { revision }) => return Err(Attempt::Behind { revision }),
+            Err(BackendError::Unavailable(detail)) => {
+                return Err(Attempt::Refused(StoreError::Unavailable(detail)));
+            }
+        }
+        self.shared.publish(Arc::new(next));
         Ok(result)
     }
 
@@ -332,6 +405,14 @@ impl Store {
             Ok(())
         }
     }
+}
+
+/// How one attempt at a write ended, if not with success.
+enum Attempt {
+    /// The write is refused (or the backend is unavailable): the answer to give.
+    Refused(StoreError),
+    /// Another replica committed first; the shared store is at `revision`.
+    Behind { revision: u64 },
 }
 
 fn existing<'a>(current: &'a Snapshot, key: &ResourceKey) -> Result<&'a Arc<Resource>, StoreError> {

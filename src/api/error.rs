@@ -24,7 +24,7 @@ pub enum ErrorType {
     NotFound,
     /// 409: the resource is still in use.
     ResourceInUse,
-    /// 503: the durable store cannot take writes.
+    /// 503: the durable store cannot take writes (its disk failed, etcd is unreachable).
     ServiceUnavailable,
     /// 429: too many requests.
     TooManyRequests,
@@ -107,6 +107,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooManyTags { .. } => ErrorType::TooManyTags,
             StoreError::Invalid(_) => ErrorType::BadRequest,
             StoreError::Unavailable(_) => ErrorType::ServiceUnavailable,
+            StoreError::Contended { .. } => ErrorType::TooManyRequests,
         };
         ApiError::new(kind, err.to_string())
     }

@@ -8,7 +8,7 @@ use crate::model::{Resource, ResourceKey};
 use super::snapshot::IdempotencyRecord;
 
 /// One atomic write, as a durable backend must record it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
     /// The store revision this write creates.
     pub revision: u64,
@@ -18,18 +18,36 @@ pub struct Commit {
     pub deletes: Vec<ResourceKey>,
     /// The idempotency record the write leaves, if its request carried a client token.
     pub token: Option<(String, IdempotencyRecord)>,
+    /// The oldest client tokens forgotten to make room for `token`.
+    pub forgotten_tokens: Vec<String>,
 }
 
 /// Where commits are made durable. A commit that returns `Ok` must survive a crash.
+///
+/// A backend shared by several meshd replicas (etcd) also follows the writes of the
+/// others and feeds them to the store; see [`BackendError::Behind`].
 pub trait Backend: Send + Sync {
-    /// Records `commit`, or explains why it could not.
+    /// Records `commit`, which was checked against the store at revision
+    /// `commit.revision - 1`, or explains why it could not. Nothing is recorded on `Err`.
     fn commit(&self, commit: &Commit) -> Result<(), BackendError>;
 }
 
-/// A failure of the durable backend.
+/// Why a backend did not record a commit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+pub enum BackendError {
+    /// The backend cannot take writes now (its disk failed, or etcd is unreachable). The
+    /// write may be retried later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another replica committed first: the shared store is at `revision`, ahead of the
+    /// revision the commit was checked against. The store waits until it has caught up
+    /// with `revision`, checks the write again and retries it.
+    #[error("another replica has written revision {revision} first")]
+    Behind {
+        /// The revision the shared store is at.
+        revision: u64,
+    },
+}
 
 /// Keeps nothing: the store lives and dies with the process.
 #[derive(Debug, Default, Clone, Copy)]

@@ -137,7 +137,7 @@ impl Backend for EmbeddedBackend {
     fn commit(&self, commit: &Commit) -> Result<(), BackendError> {
         self.write(commit).map_err(|err| {
             tracing::error!(path = %self.path.display(), "a write to the data file failed: {err}");
-            BackendError(format!("cannot write {}: {err}", self.path.display()))
+            BackendError::Unavailable(format!("cannot write {}: {err}", self.path.display()))
         })
     }
 }

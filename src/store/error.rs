@@ -46,9 +46,19 @@ pub enum StoreError {
     /// The spec breaks a rule that depends on other resources.
     #[error("{0}")]
     Invalid(FieldError),
-    /// The durable backend did not take the write.
+    /// The durable backend did not take the write (its disk failed, or etcd is
+    /// unreachable); answered with `ServiceUnavailableException` (503).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Other replicas kept committing first: the write was checked and tried `attempts`
+    /// times and never committed. Answered with `TooManyRequestsException` (429).
+    #[error(
+        "the write was tried {attempts} times and each time another meshd replica wrote first; retry it"
+    )]
+    Contended {
+        /// How many times it was tried.
+        attempts: u32,
+    },
 }
 
 fn scope(key: &ResourceKey) -> String {

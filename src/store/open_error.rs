@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-/// A data directory meshd will not start on. Nothing was loaded from it.
+/// A store meshd will not start on. Nothing was loaded from it.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The data directory could not be created or its file could not be opened.
@@ -45,6 +45,29 @@ pub enum OpenError {
         /// The data file.
         path: PathBuf,
         /// What is wrong, as precisely as known.
+        detail: String,
+    },
+    /// `--store etcd` was asked of a meshd built without the `etcd` feature.
+    #[error(
+        "this meshd was built without etcd support; build it with `cargo build --release --features etcd` (needs protoc)"
+    )]
+    EtcdNotBuilt,
+    /// etcd did not answer (or refused meshd's requests) while the store was loaded.
+    #[error("cannot load the store from etcd at {endpoints}: {detail}")]
+    EtcdUnavailable {
+        /// The endpoints tried, comma-separated.
+        endpoints: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// What meshd finds under its etcd prefix cannot be read back as it was written.
+    #[error(
+        "the data under the etcd prefix {prefix} cannot be loaded: {detail}; restore it from a backup (etcdctl snapshot), or use another --etcd-prefix"
+    )]
+    EtcdData {
+        /// The key prefix.
+        prefix: String,
+        /// What is wrong.
         detail: String,
     },
 }

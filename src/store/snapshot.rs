@@ -177,14 +177,32 @@ impl Snapshot {
         self.resources.remove(key);
     }
 
-    pub(super) fn remember_token(&mut self, token: String, record: IdempotencyRecord) {
+    /// Remembers `token`; returns the oldest tokens forgotten to make room for it.
+    pub(super) fn remember_token(
+        &mut self,
+        token: String,
+        record: IdempotencyRecord,
+    ) -> Vec<String> {
         if self.tokens.insert(token.clone(), record).is_none() {
             self.token_order.push_back(token);
         }
+        let mut forgotten = Vec::new();
         while self.token_order.len() > MAX_REMEMBERED_TOKENS {
             if let Some(oldest) = self.token_order.pop_front() {
                 self.tokens.remove(&oldest);
+                forgotten.push(oldest);
             }
+        }
+        forgotten
+    }
+
+    /// Forgets `token` (another replica made room for newer ones).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(super) fn forget_token(&mut self, token: &str) {
+        if self.tokens.remove(token).is_some()
+            && let Some(index) = self.token_order.index_of(&token.to_string())
+        {
+            self.token_order.remove(index);
         }
     }
 }

@@ -81,6 +81,16 @@ impl Envoy {
     /// `xds_endpoint` (`host:port` or `unix:///path`, as `APPMESH_XDS_ENDPOINT`), starts
     /// Envoy on it and waits for its admin interface.
     pub async fn start(resource_arn: &str, xds_endpoint: &str, mode: Mode) -> Envoy {
+        Self::start_with(resource_arn, xds_endpoint, mode, |bootstrap| bootstrap).await
+    }
+
+    /// [`Envoy::start`], with the bootstrap YAML passed through `edit` before Envoy reads it.
+    pub async fn start_with(
+        resource_arn: &str,
+        xds_endpoint: &str,
+        mode: Mode,
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
         require_envoy();
         let admin_port = free_port();
         let dir = scratch_dir(match mode {
@@ -107,7 +117,8 @@ impl Envoy {
             String::from_utf8_lossy(&output.stderr)
         );
         let config = dir.join("envoy.yaml");
-        std::fs::write(&config, &output.stdout).expect("the bootstrap can be written");
+        let bootstrap = edit(String::from_utf8(output.stdout).expect("the bootstrap is UTF-8"));
+        std::fs::write(&config, bootstrap).expect("the bootstrap can be written");
         let log = std::fs::File::create(dir.join("envoy.log")).expect("the log can be created");
         let child = Command::new("envoy")
             .arg("-c")

@@ -1,0 +1,171 @@
+//! How meshd lays its data out in etcd, under one key prefix (`/meshd/` by default):
+//!
+//! - `<prefix>format_version` → `1` ([`FORMAT_VERSION`]), written once.
+//! - `<prefix>revision` → the store revision of the last write, in decimal. Every write
+//!   puts it, in a transaction that compares it with the revision the write was checked
+//!   against, so writes through all replicas are serialised on it.
+//! - `<prefix>resources/<key>` → each resource as JSON, under its key as JSON
+//!   (`{"mesh":…,"kind":…,"parent":…,"name":…}`), as in the embedded store.
+//! - `<prefix>tokens/<client token>` → the idempotency record of each remembered client
+//!   token, as JSON; their order of use is their keys' etcd create revision.
+
+use crate::model::{Resource, ResourceKey};
+use crate::store::IdempotencyRecord;
+
+/// The version of this layout; a meshd refuses data that declares a newer one.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// The keys under one prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+/// What a key under the prefix holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Entry<'a> {
+    FormatVersion,
+    Revision,
+    /// A resource, with its key as JSON.
+    Resource(&'a str),
+    /// A client token's record, with the token.
+    Token(&'a str),
+    /// Nothing meshd writes.
+    Other,
+}
+
+impl Keys {
+    /// The keys under `prefix` (a `/` is added if it does not end in one).
+    pub(super) fn new(prefix: &str) -> Self {
+        let mut prefix = prefix.to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Self { prefix }
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(super) fn format_version(&self) -> String {
+        format!("{}format_version", self.prefix)
+    }
+
+    pub(super) fn revision(&self) -> String {
+        format!("{}revision", self.prefix)
+    }
+
+    pub(super) fn resource(&self, key: &ResourceKey) -> String {
+        format!(
+            "{}resources/{}",
+            self.prefix,
+            serde_json::to_string(key).expect("resource keys serialise")
+        )
+    }
+
+    pub(super) fn token(&self, token: &str) -> String {
+        format!("{}tokens/{token}", self.prefix)
+    }
+
+    /// What `key` (a full etcd key) holds.
+    pub(super) fn classify<'a>(&self, key: &'a [u8]) -> Entry<'a> {
+        let Some(rest) = std::str::from_utf8(key)
+            .ok()
+            .and_then(|key| key.strip_prefix(self.prefix.as_str()))
+        else {
+            return Entry::Other;
+        };
+        match rest {
+            "format_version" => Entry::FormatVersion,
+            "revision" => Entry::Revision,
+            _ => {
+                if let Some(key) = rest.strip_prefix("resources/") {
+                    Entry::Resource(key)
+                } else if let Some(token) = rest.strip_prefix("tokens/") {
+                    Entry::Token(token)
+                } else {
+                    Entry::Other
+                }
+            }
+        }
+    }
+}
+
+/// The value of a resource's key.
+pub(super) fn resource_value(resource: &Resource) -> Vec<u8> {
+    serde_json::to_vec(resource).expect("resources serialise")
+}
+
+/// The value of a client token's key.
+pub(super) fn token_value(record: &IdempotencyRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("idempotency records serialise")
+}
+
+/// A number stored in decimal (the format version, the revision).
+pub(super) fn decode_number(what: &str, value: &[u8]) -> Result<u64, String> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "the {what} {:?} is not a number",
+                String::from_utf8_lossy(value)
+            )
+        })
+}
+
+/// Reads back the key part of a resource entry.
+pub(super) fn decode_key(key: &str) -> Result<ResourceKey, String> {
+    serde_json::from_str(key)
+        .map_err(|err| format!("the resource key {key:?} cannot be read: {err}"))
+}
+
+/// Reads back a resource entry: the resource, which must be stored under its own key.
+pub(super) fn decode_resource(key: &str, value: &[u8]) -> Result<Resource, String> {
+    let stored_key = decode_key(key)?;
+    let resource: Resource = serde_json::from_slice(value)
+        .map_err(|err| format!("resource {stored_key} cannot be read: {err}"))?;
+    if resource.key != stored_key {
+        return Err(format!(
+            "resource {} is stored under the key of {stored_key}",
+            resource.key
+        ));
+    }
+    Ok(resource)
+}
+
+/// Reads back a client token's record.
+pub(super) fn decode_token(token: &str, value: &[u8]) -> Result<IdempotencyRecord, String> {
+    serde_json::from_slice(value)
+        .map_err(|err| format!("the record of client token {token:?} cannot be read: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_classified_by_what_they_hold() {
+        let keys = Keys::new("/m");
+        assert_eq!(keys.prefix(), "/m/");
+        let resource = keys.resource(&ResourceKey::mesh("a"));
+        let resource_json = resource.strip_prefix("/m/resources/").unwrap();
+        assert_eq!(
+            keys.classify(resource.as_bytes()),
+            Entry::Resource(resource_json)
+        );
+        assert_eq!(decode_key(resource_json).unwrap(), ResourceKey::mesh("a"));
+        assert_eq!(
+            keys.classify(keys.token("t/1").as_bytes()),
+            Entry::Token("t/1")
+        );
+        assert_eq!(keys.classify(keys.revision().as_bytes()), Entry::Revision);
+        assert_eq!(
+            keys.classify(keys.format_version().as_bytes()),
+            Entry::FormatVersion
+        );
+        assert_eq!(keys.classify(b"/m/other"), Entry::Other);
+        assert_eq!(keys.classify(b"/n/revision"), Entry::Other);
+    }
+}
