@@ -196,13 +196,24 @@ impl Report {
     }
 }
 
-/// The meshd child process, killed when dropped.
+/// The meshd child process, stopped when dropped: SIGTERM first (meshd, or a profiler
+/// wrapped around it with `--meshd`, ends cleanly), SIGKILL after 5 s.
 struct Meshd {
     child: Child,
 }
 
 impl Drop for Meshd {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
