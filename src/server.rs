@@ -119,10 +119,7 @@ pub async fn start_with_store(
         let hub = hub.clone();
         let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            tokio::select! {
-                _ = hub.run() => {}
-                _ = stopped(stop) => {}
-            }
+            hub.run_until(stopped(stop)).await;
             Ok(())
         }));
     }

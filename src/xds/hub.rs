@@ -68,16 +68,27 @@ impl Hub {
     /// and go out together (the latest snapshot wins), so a burst of writes costs one
     /// recompilation per period, not one per write.
     pub async fn run(self: Arc<Self>) {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`Hub::run`] until `stop` completes. A publication in progress is finished first,
+    /// so that when this returns the hub holds no work that keeps the store alive.
+    pub async fn run_until(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
         let mut feed = self.store.subscribe();
         // Writes made between `new` and now are not marked as changes: catch up first.
         feed.mark_changed();
         let mut last_push: Option<tokio::time::Instant> = None;
         loop {
-            if feed.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = feed.changed() => if changed.is_err() { return },
+                () = &mut stop => return,
             }
             if let Some(last) = last_push {
-                tokio::time::sleep_until(last + self.debounce).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(last + self.debounce) => {}
+                    () = &mut stop => return,
+                }
             }
             let started = tokio::time::Instant::now();
             let snapshot = feed.borrow_and_update().clone();
