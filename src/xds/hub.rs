@@ -66,6 +66,9 @@ impl Hub {
     /// configuration.
     pub async fn run(self: Arc<Self>) {
         let mut feed = self.store.subscribe();
+        // A new receiver counts the current snapshot as seen, but writes made between
+        // `Hub::new` and this first poll are not compiled yet: look at it once.
+        feed.mark_changed();
         loop {
             if feed.changed().await.is_err() {
                 return;
@@ -134,5 +137,32 @@ impl Hub {
     /// How many distinct encoded resources are held for all proxies.
     pub fn distinct_resources(&self) -> usize {
         self.interner.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Limits, StoreConfig};
+
+    /// A write that lands after the hub is made but before its task first runs (meshd
+    /// just started, a client already writing) reaches the proxies all the same.
+    #[tokio::test]
+    async fn writes_before_the_hub_runs_are_published() {
+        let store = Arc::new(Store::open(&StoreConfig::Memory, Limits::default()).unwrap());
+        let hub = Hub::new(store.clone(), Duration::ZERO);
+        let definition = serde_json::json!([
+            {"meshName": "m", "spec": {}},
+            {"meshName": "m", "virtualNodeName": "n", "spec": {}},
+        ]);
+        crate::definition::load(&store, &definition).unwrap();
+        let proxy = ProxyId::parse("mesh/m/virtualNode/n").unwrap();
+        let mut watch = hub.watch(&proxy);
+        assert!(!watch.borrow().exists, "compiled when the hub was made");
+        tokio::spawn(hub.clone().run());
+        tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|s| s.exists))
+            .await
+            .expect("the write is published")
+            .unwrap();
     }
 }
