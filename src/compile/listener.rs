@@ -8,6 +8,9 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
+use envoy_types::pb::envoy::config::listener::v3::{
+    ListenerFilterChainMatchPredicate, listener_filter_chain_match_predicate,
+};
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
     FileAccessLog, file_access_log,
 };
@@ -18,6 +21,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use envoy_types::pb::envoy::r#type::v3::Int32Range;
 use envoy_types::pb::google::protobuf::{
     BoolValue, Duration as ProtoDuration, Struct, UInt32Value, Value, value,
 };
@@ -231,6 +235,31 @@ pub fn listener_filters(original_dst: bool, tls_inspector: bool) -> Vec<Listener
             ))),
             ..Default::default()
         });
+    }
+    filters
+}
+
+/// The outbound listener's filters: `original_dst`, and `tls_inspector` only on
+/// connections to port 443, where the `*.amazonaws.com` SNI chain needs it (no other
+/// outbound chain matches on TLS). The inspector waits for the client's first bytes, so on
+/// any other port it would stall protocols where the server speaks first (MySQL, SMTP,
+/// …) until its 15 s timeout closes the connection; App Mesh's Envoy carried them (RM#62).
+pub fn egress_listener_filters() -> Vec<ListenerFilter> {
+    let mut filters = listener_filters(true, true);
+    let only_443 = ListenerFilterChainMatchPredicate {
+        rule: Some(listener_filter_chain_match_predicate::Rule::NotMatch(
+            Box::new(ListenerFilterChainMatchPredicate {
+                rule: Some(
+                    listener_filter_chain_match_predicate::Rule::DestinationPortRange(Int32Range {
+                        start: 443,
+                        end: 444,
+                    }),
+                ),
+            }),
+        )),
+    };
+    if let Some(inspector) = filters.last_mut() {
+        inspector.filter_disabled = Some(only_443);
     }
     filters
 }

@@ -372,7 +372,7 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
             ipv6,
             false,
             chains,
-            listener::listener_filters(true, true),
+            listener::egress_listener_filters(),
             default_chain,
         ),
     );

@@ -163,7 +163,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::compile::compile_proxy;
-    use crate::store::Write;
+    use crate::store::{Limits, StoreConfig, Write};
 
     fn node_on_port(store: &Store, port: i64) {
         let (key, spec) = crate::definition::parse_resource(&serde_json::json!({
@@ -226,5 +226,26 @@ mod tests {
             .expect("the burst is pushed when the window ends")
             .unwrap();
         assert_eq!(**pushed.borrow_and_update(), expected(&store));
+    }
+
+    /// A write that lands after the hub is made but before its task first runs (meshd
+    /// just started, a client already writing) reaches the proxies all the same.
+    #[tokio::test]
+    async fn writes_before_the_hub_runs_are_published() {
+        let store = Arc::new(Store::open(&StoreConfig::Memory, Limits::default()).unwrap());
+        let hub = Hub::new(store.clone(), Duration::ZERO);
+        let definition = serde_json::json!([
+            {"meshName": "m", "spec": {}},
+            {"meshName": "m", "virtualNodeName": "n", "spec": {}},
+        ]);
+        crate::definition::load(&store, &definition).unwrap();
+        let proxy = ProxyId::parse("mesh/m/virtualNode/n").unwrap();
+        let mut watch = hub.watch(&proxy);
+        assert!(!watch.borrow().exists, "compiled when the hub was made");
+        tokio::spawn(hub.clone().run());
+        tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|s| s.exists))
+            .await
+            .expect("the write is published")
+            .unwrap();
     }
 }
