@@ -112,6 +112,26 @@ fn parse_spec(kind: ResourceKind, value: Value) -> Result<Spec, String> {
     })
 }
 
+/// Creates the resource `value` describes (in the definition format), or replaces the
+/// spec of the existing one; returns its key.
+pub fn put(store: &Store, value: &Value) -> Result<ResourceKey, String> {
+    let (key, spec) = parse_resource(value)?;
+    let write = if store.snapshot().get(&key).is_some() {
+        Write::Update {
+            key: key.clone(),
+            spec,
+        }
+    } else {
+        Write::Create {
+            key: key.clone(),
+            spec,
+            tags: Vec::new(),
+        }
+    };
+    store.apply(write, None).map_err(|err| err.to_string())?;
+    Ok(key)
+}
+
 /// Creates every resource of `definition` in `store`, in the order given (parents first).
 pub fn load(store: &Store, definition: &Value) -> Result<usize, DefinitionError> {
     let items = definition

@@ -146,20 +146,10 @@ impl Compiled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, Write};
+    use crate::store::Store;
 
     fn apply(store: &Store, value: serde_json::Value) {
-        let (key, spec) = crate::definition::parse_resource(&value).unwrap();
-        let write = if store.snapshot().get(&key).is_some() {
-            Write::Update { key, spec }
-        } else {
-            Write::Create {
-                key,
-                spec,
-                tags: vec![],
-            }
-        };
-        store.apply(write, None).unwrap();
+        crate::definition::put(store, &value).unwrap();
     }
 
     #[test]

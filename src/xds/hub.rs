@@ -163,41 +163,23 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::compile::compile_proxy;
-    use crate::store::{Limits, StoreConfig, Write};
+    use crate::store::{Limits, StoreConfig};
 
     fn node_on_port(store: &Store, port: i64) {
-        let (key, spec) = crate::definition::parse_resource(&serde_json::json!({
+        crate::definition::put(
+            store,
+            &serde_json::json!({
             "meshName": "m", "virtualNodeName": "a", "spec": {
                 "listeners": [{"portMapping": {"port": port, "protocol": "http"}}],
-                "serviceDiscovery": {"dns": {"hostname": "a.local"}}}}))
+                "serviceDiscovery": {"dns": {"hostname": "a.local"}}}}),
+        )
         .unwrap();
-        let write = if store.snapshot().get(&key).is_some() {
-            Write::Update { key, spec }
-        } else {
-            Write::Create {
-                key,
-                spec,
-                tags: vec![],
-            }
-        };
-        store.apply(write, None).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lone_change_is_pushed_at_once_and_a_burst_in_one_push_after_the_window() {
         let store = Arc::new(Store::in_memory(Default::default()));
-        let (key, spec) =
-            crate::definition::parse_resource(&serde_json::json!({"meshName": "m"})).unwrap();
-        store
-            .apply(
-                Write::Create {
-                    key,
-                    spec,
-                    tags: vec![],
-                },
-                None,
-            )
-            .unwrap();
+        crate::definition::put(&store, &serde_json::json!({"meshName": "m"})).unwrap();
         node_on_port(&store, 8000);
         let window = Duration::from_secs(2);
         let hub = Hub::new(store.clone(), window);
