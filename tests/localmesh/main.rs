@@ -22,43 +22,66 @@ pub const MESH: &str = "lm";
 
 static MESH_LOCK: Mutex<()> = Mutex::new(());
 
-/// The test application, built once per test process (`cargo test --test localmesh` does
-/// not build examples by itself).
+/// The test application, built once per test process. `cargo test --all-targets` builds
+/// it as `target/<profile>/examples/testapp-<hash>`; `cargo build --example testapp` as
+/// `…/examples/testapp`; `cargo test --test localmesh` alone builds neither, so then it
+/// is built here (with this test's features, so nothing else is rebuilt).
 fn testapp() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            // target/debug/deps/localmesh-… → target/debug/examples/testapp
+            // target/debug/deps/localmesh-… → target/debug/examples/
             let exe = std::env::current_exe().expect("the test binary's path");
-            let path = exe
+            let examples = exe
                 .parent()
                 .and_then(Path::parent)
                 .expect("the profile directory")
-                .join("examples/testapp");
+                .join("examples");
             let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
             let source = modified(&root.join("examples/testapp.rs"));
-            if modified(&path).is_none() || modified(&path) < source {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let mut command = Command::new(cargo);
-                command
-                    .args(["build", "--example", "testapp", "--manifest-path"])
-                    .arg(root.join("Cargo.toml"));
-                // What cargo sets for a test process would change build scripts' inputs.
-                for (name, _) in std::env::vars() {
-                    let keep = [
-                        "CARGO_HOME",
-                        "CARGO_TARGET_DIR",
-                        "CARGO_BUILD_",
-                        "CARGO_NET_",
-                    ];
-                    if name.starts_with("CARGO_") && !keep.iter().any(|k| name.starts_with(k)) {
-                        command.env_remove(name);
-                    }
-                }
-                let status = command.status().expect("cargo runs");
-                assert!(status.success(), "`cargo build --example testapp` failed");
+            let newest_built = || {
+                std::fs::read_dir(&examples)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|entry| entry.path())
+                    .filter(|path| {
+                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        name == "testapp"
+                            || name.strip_prefix("testapp-").is_some_and(|hash| {
+                                hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit())
+                            })
+                    })
+                    .filter(|path| modified(path) >= source)
+                    .max_by_key(|path| modified(path))
+            };
+            if let Some(built) = newest_built() {
+                return built;
             }
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut command = Command::new(cargo);
+            command
+                .args(["build", "--example", "testapp", "--manifest-path"])
+                .arg(root.join("Cargo.toml"));
+            if cfg!(feature = "etcd") {
+                command.args(["--features", "etcd"]);
+            }
+            // What cargo sets for a test process would change build scripts' inputs.
+            for (name, _) in std::env::vars() {
+                let keep = [
+                    "CARGO_HOME",
+                    "CARGO_TARGET_DIR",
+                    "CARGO_BUILD_",
+                    "CARGO_NET_",
+                ];
+                if name.starts_with("CARGO_") && !keep.iter().any(|k| name.starts_with(k)) {
+                    command.env_remove(name);
+                }
+            }
+            let status = command.status().expect("cargo runs");
+            assert!(status.success(), "`cargo build --example testapp` failed");
+            let path = examples.join("testapp");
             assert!(path.is_file(), "{} was not built", path.display());
             path
         })
