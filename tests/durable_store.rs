@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,10 +15,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::error::ProvideErrorMetadata;
 use aws_sdk_appmesh::types::*;
+use common::process::MeshdProcess;
 use meshd::compile::{EncodedResource, ProxyId, ResourceType, compile_all};
 use meshd::store::{DATA_FILE, FORMAT_VERSION, Limits, OpenError, Snapshot, Store, StoreConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 // ---------------------------------------------------------------------------------------
 // Specs
@@ -665,59 +664,17 @@ impl Rng {
 }
 
 /// The real `meshd serve` on a free API port over the embedded store in `data_dir`.
-struct Meshd {
-    child: Child,
-    addr: SocketAddr,
-}
-
-async fn spawn_meshd(data_dir: &Path) -> Meshd {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshd"))
-        .args([
-            "serve",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--xds-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--store", "embedded", "--data-dir"])
-        .arg(data_dir)
-        .env("MESHD_LOG", "meshd=info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshd starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some((_, rest)) = line.split_once("App Mesh API on http://") {
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                return Some(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-        None
-    })
+async fn spawn_meshd(data_dir: &Path) -> MeshdProcess {
+    let data_dir = data_dir.to_str().expect("a UTF-8 temporary path");
+    MeshdProcess::start(&[
+        "--xds-addr",
+        "127.0.0.1:0",
+        "--store",
+        "embedded",
+        "--data-dir",
+        data_dir,
+    ])
     .await
-    .expect("meshd logs its address within a minute");
-    let Some(addr) = addr else {
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        panic!("meshd exited without serving: {stderr}");
-    };
-    // Keep reading its log so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Meshd { child, addr }
 }
 
 /// A write whose answer never came: it may or may not have happened.
@@ -968,7 +925,7 @@ async fn every_answered_write_survives_sigkill() {
     let started = Instant::now();
 
     let mut meshd = spawn_meshd(dir.path()).await;
-    common::sdk_client(meshd.addr)
+    common::sdk_client(meshd.api)
         .create_mesh()
         .mesh_name(MESH)
         .send()
@@ -984,7 +941,7 @@ async fn every_answered_write_survives_sigkill() {
     let mut checked = Checked::default();
     let mut unexpected = Vec::new();
     while kills < KILLS {
-        let client = common::sdk_client(meshd.addr);
+        let client = common::sdk_client(meshd.api);
         let tasks: Vec<_> = writers
             .drain(..)
             .map(|writer| {
@@ -1005,7 +962,7 @@ async fn every_answered_write_survives_sigkill() {
         }
 
         meshd = spawn_meshd(dir.path()).await;
-        let client = common::sdk_client(meshd.addr);
+        let client = common::sdk_client(meshd.api);
         if let Err(err) = client.describe_mesh().mesh_name(MESH).send().await {
             checked
                 .losses

@@ -17,8 +17,7 @@ use aws_sdk_appmesh::types::{
     VirtualRouterSpec, WeightedTarget,
 };
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, free_port, meshd_proxies};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use common::process::MeshdProcess;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -196,76 +195,36 @@ fn endpoints(cluster: &[EtcdMember]) -> String {
 
 /// A `meshd serve --store etcd` process; killed (SIGKILL) when dropped.
 struct Replica {
-    child: Child,
+    process: MeshdProcess,
     api: SocketAddr,
     xds_port: u16,
     client: Client,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Replica {
     async fn start(endpoints: &str) -> Replica {
         let xds_port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshd"))
-            .args(["serve", "--api-addr", "127.0.0.1:0", "--xds-addr"])
-            .arg(format!("127.0.0.1:{xds_port}"))
-            .args(["--store", "etcd", "--etcd-endpoints", endpoints])
-            .env("MESHD_LOG", "meshd=info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("meshd starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let api = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some((_, rest)) = line.split_once("App Mesh API on http://") {
-                    let addr: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                    return Some(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-            None
-        })
-        .await
-        .expect("meshd logs its address within a minute");
-        let Some(api) = api else {
-            let mut stderr = String::new();
-            let _ = child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .await;
-            panic!("meshd exited without serving: {stderr}");
-        };
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                kept.lock().unwrap().push(line);
-            }
-        });
+        let xds = format!("127.0.0.1:{xds_port}");
+        let process = MeshdProcess::start(&[
+            "--xds-addr",
+            &xds,
+            "--store",
+            "etcd",
+            "--etcd-endpoints",
+            endpoints,
+        ])
+        .await;
         Replica {
-            child,
-            api,
+            api: process.api,
+            client: common::sdk_client(process.api),
+            process,
             xds_port,
-            client: common::sdk_client(api),
-            log,
         }
     }
 
     /// Whether meshd has logged a line containing `text`.
     fn logged(&self, text: &str) -> bool {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|line| line.contains(text))
+        self.process.logged(text)
     }
 
     fn xds_endpoint(&self) -> String {
@@ -274,7 +233,7 @@ impl Replica {
 
     /// SIGKILL, and wait for the process to be gone.
     async fn kill(mut self) {
-        self.child.kill().await.unwrap();
+        self.process.child.kill().await.unwrap();
     }
 
     /// `GET path` on the API: status and body.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,80 @@
+//! The real `meshd serve` binary as a child process, for tests that kill or restart it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `meshd serve` process on a free API port (killed with SIGKILL when dropped), with
+/// the lines it has logged so far.
+pub struct MeshdProcess {
+    /// The process.
+    pub child: Child,
+    /// Where its App Mesh API listens.
+    pub api: SocketAddr,
+    /// What it has logged on stdout.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl MeshdProcess {
+    /// Runs `meshd serve --api-addr 127.0.0.1:0 <args>` and waits (a minute at most) until
+    /// it logs its API address; panics with its stderr if it exits first.
+    pub async fn start(args: &[&str]) -> MeshdProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .args(["serve", "--api-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("MESHD_LOG", "meshd=info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("meshd starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let api = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, rest)) = line.split_once("App Mesh API on http://") {
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect();
+                    return Some(addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+            None
+        })
+        .await
+        .expect("meshd logs its address within a minute");
+        let Some(api) = api else {
+            let mut stderr = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .await;
+            panic!("meshd exited without serving: {stderr}");
+        };
+        // Keep reading its log so that it never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        MeshdProcess { child, api, log }
+    }
+
+    /// Whether meshd has logged a line containing `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+}
