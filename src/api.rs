@@ -16,7 +16,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{MethodRouter, get, put};
 
 use crate::model::ResourceKind;
 use crate::store::Store;
@@ -165,31 +165,30 @@ async fn child_item_ops(
     .await
 }
 
-async fn route_collection_ops(
+/// `GET`/`PUT` on the routes of a virtual router, or the gateway routes of a virtual
+/// gateway (`kind`): list or create.
+async fn nested_collection_ops(
+    kind: ResourceKind,
     State(app): State<App>,
     method: Method,
-    Path((mesh, router)): Path<(String, String)>,
+    Path((mesh, parent)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     let writes = method != Method::GET;
     respond(writes, move || {
         let query = Query::parse(raw.as_deref());
-        collection(
-            &app,
-            method,
-            scope(ResourceKind::Route, mesh, router),
-            &query,
-            &body,
-        )
+        collection(&app, method, scope(kind, mesh, parent), &query, &body)
     })
     .await
 }
 
-async fn route_item_ops(
+/// `GET`/`PUT`/`DELETE` on one route or gateway route (`kind`).
+async fn nested_item_ops(
+    kind: ResourceKind,
     State(app): State<App>,
     method: Method,
-    Path((mesh, router, name)): Path<(String, String, String)>,
+    Path((mesh, parent, name)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
@@ -199,50 +198,7 @@ async fn route_item_ops(
         item(
             &app,
             method,
-            scope(ResourceKind::Route, mesh, router),
-            &name,
-            &query,
-            &body,
-        )
-    })
-    .await
-}
-
-async fn gateway_route_collection_ops(
-    State(app): State<App>,
-    method: Method,
-    Path((mesh, gateway)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let writes = method != Method::GET;
-    respond(writes, move || {
-        let query = Query::parse(raw.as_deref());
-        collection(
-            &app,
-            method,
-            scope(ResourceKind::GatewayRoute, mesh, gateway),
-            &query,
-            &body,
-        )
-    })
-    .await
-}
-
-async fn gateway_route_item_ops(
-    State(app): State<App>,
-    method: Method,
-    Path((mesh, gateway, name)): Path<(String, String, String)>,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let writes = method != Method::GET;
-    respond(writes, move || {
-        let query = Query::parse(raw.as_deref());
-        item(
-            &app,
-            method,
-            scope(ResourceKind::GatewayRoute, mesh, gateway),
+            scope(kind, mesh, parent),
             &name,
             &query,
             &body,
@@ -307,6 +263,22 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
+/// The methods of a route or gateway route collection, served for `kind`.
+fn nested_collection(kind: ResourceKind) -> MethodRouter<App> {
+    let handler = move |state, method, path, query, body| {
+        nested_collection_ops(kind, state, method, path, query, body)
+    };
+    get(handler).put(handler)
+}
+
+/// The methods of one route or gateway route, served for `kind`.
+fn nested_item(kind: ResourceKind) -> MethodRouter<App> {
+    let handler = move |state, method, path, query, body| {
+        nested_item_ops(kind, state, method, path, query, body)
+    };
+    get(handler).put(handler).delete(handler)
+}
+
 /// The API's HTTP routes over `app`.
 pub fn router(app: App) -> Router {
     let any_item = get(mesh_item_ops).put(mesh_item_ops).delete(mesh_item_ops);
@@ -328,23 +300,19 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes",
-            get(route_collection_ops).put(route_collection_ops),
+            nested_collection(ResourceKind::Route),
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes/{name}",
-            get(route_item_ops)
-                .put(route_item_ops)
-                .delete(route_item_ops),
+            nested_item(ResourceKind::Route),
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes",
-            get(gateway_route_collection_ops).put(gateway_route_collection_ops),
+            nested_collection(ResourceKind::GatewayRoute),
         )
         .route(
             "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes/{name}",
-            get(gateway_route_item_ops)
-                .put(gateway_route_item_ops)
-                .delete(gateway_route_item_ops),
+            nested_item(ResourceKind::GatewayRoute),
         )
         .route("/v20190125/tag", put(tag_ops))
         .route("/v20190125/untag", put(untag_ops))
