@@ -22,42 +22,27 @@ pub const MESH: &str = "lm";
 
 static MESH_LOCK: Mutex<()> = Mutex::new(());
 
-/// The test application, built once per test process. `cargo test --all-targets` builds
-/// it as `target/<profile>/examples/testapp-<hash>`; `cargo build --example testapp` as
-/// `…/examples/testapp`; `cargo test --test localmesh` alone builds neither, so then it
-/// is built here (with this test's features, so nothing else is rebuilt).
+/// The test application, built once per test process: `cargo build --example testapp`
+/// unless `target/<profile>/examples/testapp` is newer than its source. (`cargo test
+/// --all-targets` builds examples only as test harnesses, `examples/testapp-<hash>`,
+/// which cannot serve.) It is built with this test's features, so that the crate's
+/// dependencies already built for the tests are reused.
 fn testapp() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            // target/debug/deps/localmesh-… → target/debug/examples/
+            // target/debug/deps/localmesh-… → target/debug/examples/testapp
             let exe = std::env::current_exe().expect("the test binary's path");
-            let examples = exe
+            let path = exe
                 .parent()
                 .and_then(Path::parent)
                 .expect("the profile directory")
-                .join("examples");
+                .join("examples/testapp");
             let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
             let source = modified(&root.join("examples/testapp.rs"));
-            let newest_built = || {
-                std::fs::read_dir(&examples)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|entry| entry.path())
-                    .filter(|path| {
-                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        name == "testapp"
-                            || name.strip_prefix("testapp-").is_some_and(|hash| {
-                                hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit())
-                            })
-                    })
-                    .filter(|path| modified(path) >= source)
-                    .max_by_key(|path| modified(path))
-            };
-            if let Some(built) = newest_built() {
-                return built;
+            if modified(&path).is_some() && modified(&path) >= source {
+                return path;
             }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut command = Command::new(cargo);
@@ -81,7 +66,6 @@ fn testapp() -> PathBuf {
             }
             let status = command.status().expect("cargo runs");
             assert!(status.success(), "`cargo build --example testapp` failed");
-            let path = examples.join("testapp");
             assert!(path.is_file(), "{} was not built", path.display());
             path
         })
