@@ -3,6 +3,7 @@
 //! The mesh: 1,000 virtual nodes (each with an HTTP listener and 10 backends),
 //! 1,000 virtual services (100 provided by virtual routers, 900 by virtual nodes),
 //! 100 virtual routers with 10 routes each (3 weighted targets per route).
+//! Also encoding every proxy's resources for xDS, as the hub does.
 //! Run: `cargo bench --bench compile`.
 
 use std::sync::Arc;
@@ -110,6 +111,16 @@ fn benchmarks(c: &mut Criterion) {
     // later changes recompile only the proxies they reach.
     group.bench_function("all_proxies_with_index", |b| {
         b.iter(|| Compiled::new(snapshot.clone()))
+    });
+
+    // What the xDS hub does with every proxy's configuration: encode each resource and
+    // intern the bytes (equal resources held once).
+    group.bench_function("encode_all_proxies", |b| {
+        b.iter(|| {
+            let interner = meshd::xds::Interner::default();
+            let encoded: Vec<_> = all.values().map(|c| interner.snapshot(c)).collect();
+            (encoded, interner)
+        })
     });
 
     let mut compiled = Compiled::new(snapshot.clone());

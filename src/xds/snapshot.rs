@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
+use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::compile::{ProxyConfig, ResourceType};
+use crate::compile::{EncodedResource, ProxyConfig, ResourceType, content_version};
 
 /// One encoded xDS resource.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,10 +70,66 @@ impl ProxySnapshot {
 }
 
 /// Shares encoded resources: a resource with the same type, name and version is held
-/// once, however many proxies are served it.
+/// once, however many proxies are served it. Clusters, which the compiler already shares
+/// between proxies as `Arc`s, are also encoded once per `Arc` rather than once per proxy.
 #[derive(Debug, Default)]
 pub struct Interner {
     resources: Mutex<HashMap<(ResourceType, String, String), Weak<XdsResource>>>,
+    clusters: Mutex<ClusterEncodings>,
+}
+
+/// Encoded clusters by the address of the compiled cluster. The `Weak` keeps that
+/// allocation, so the address cannot be reused by another cluster while the entry lives.
+#[derive(Debug, Default)]
+struct ClusterEncodings {
+    entries: HashMap<usize, (Weak<Cluster>, Arc<XdsResource>)>,
+    /// Entries of dropped clusters are pruned when the map reaches this size.
+    prune_at: usize,
+}
+
+impl ClusterEncodings {
+    /// The encoding of `cluster` (named `name`), made by `encode` if not held yet.
+    fn get_or_encode(
+        &mut self,
+        name: &str,
+        cluster: &Arc<Cluster>,
+        encode: impl FnOnce() -> Arc<XdsResource>,
+    ) -> Arc<XdsResource> {
+        let address = Arc::as_ptr(cluster) as usize;
+        if let Some((weak, encoded)) = self.entries.get(&address)
+            && Weak::as_ptr(weak) == Arc::as_ptr(cluster)
+            && encoded.name == name
+        {
+            return encoded.clone();
+        }
+        let encoded = encode();
+        self.entries
+            .insert(address, (Arc::downgrade(cluster), encoded.clone()));
+        if self.entries.len() >= self.prune_at {
+            self.entries.retain(|_, (weak, _)| weak.strong_count() > 0);
+            self.prune_at = (self.entries.len() * 2).max(1024);
+        }
+        encoded
+    }
+}
+
+/// The one `Arc` held for `encoded` (of type `kind`), made if there is none.
+fn intern(
+    held: &mut HashMap<(ResourceType, String, String), Weak<XdsResource>>,
+    kind: ResourceType,
+    encoded: EncodedResource,
+) -> Arc<XdsResource> {
+    let key = (kind, encoded.name, encoded.version);
+    if let Some(shared) = held.get(&key).and_then(Weak::upgrade) {
+        return shared;
+    }
+    let fresh = Arc::new(XdsResource {
+        name: key.1.clone(),
+        version: key.2.clone(),
+        bytes: encoded.bytes,
+    });
+    held.insert(key, Arc::downgrade(&fresh));
+    fresh
 }
 
 impl Interner {
@@ -79,21 +137,32 @@ impl Interner {
     pub fn snapshot(&self, config: &ProxyConfig) -> ProxySnapshot {
         let mut types = BTreeMap::new();
         let mut held = self.resources.lock();
+        let mut clusters = self.clusters.lock();
         for kind in ResourceType::ALL {
-            let mut resources = BTreeMap::new();
-            for encoded in config.encoded(kind) {
-                let key = (kind, encoded.name.clone(), encoded.version.clone());
-                let shared = held.get(&key).and_then(Weak::upgrade).unwrap_or_else(|| {
-                    let fresh = Arc::new(XdsResource {
-                        name: encoded.name.clone(),
-                        version: encoded.version.clone(),
-                        bytes: encoded.bytes,
-                    });
-                    held.insert(key, Arc::downgrade(&fresh));
-                    fresh
-                });
-                resources.insert(encoded.name, shared);
-            }
+            let resources = match kind {
+                ResourceType::Cluster => config
+                    .clusters
+                    .iter()
+                    .map(|(name, cluster)| {
+                        let encoded = clusters.get_or_encode(name, cluster, || {
+                            let bytes = cluster.encode_to_vec();
+                            let version = content_version(&bytes);
+                            let encoded = EncodedResource {
+                                name: name.clone(),
+                                bytes,
+                                version,
+                            };
+                            intern(&mut held, kind, encoded)
+                        });
+                        (name.clone(), encoded)
+                    })
+                    .collect(),
+                _ => config
+                    .encoded(kind)
+                    .into_iter()
+                    .map(|encoded| (encoded.name.clone(), intern(&mut held, kind, encoded)))
+                    .collect(),
+            };
             types.insert(kind, TypeSnapshot { resources });
         }
         if held.len() > 1024 && held.len().is_multiple_of(1024) {
@@ -116,5 +185,76 @@ impl Interner {
     /// Whether no resource is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(clusters: &[(&str, &Arc<Cluster>)]) -> ProxyConfig {
+        ProxyConfig {
+            clusters: clusters
+                .iter()
+                .map(|(name, cluster)| (name.to_string(), Arc::clone(cluster)))
+                .collect(),
+            exists: true,
+            ..Default::default()
+        }
+    }
+
+    fn cluster(name: &str, port: u32) -> Arc<Cluster> {
+        Arc::new(Cluster {
+            name: name.into(),
+            per_connection_buffer_limit_bytes: Some(
+                envoy_types::pb::google::protobuf::UInt32Value { value: port },
+            ),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_cluster_shared_between_proxies_is_encoded_once_and_exactly() {
+        let interner = Interner::default();
+        let shared = cluster("c", 1);
+        let a = interner.snapshot(&config_with(&[("c", &shared)]));
+        let b = interner.snapshot(&config_with(&[("c", &shared)]));
+        let (from_a, from_b) = (
+            &a.of(ResourceType::Cluster).resources["c"],
+            &b.of(ResourceType::Cluster).resources["c"],
+        );
+        assert!(Arc::ptr_eq(from_a, from_b));
+        assert_eq!(from_a.bytes, shared.encode_to_vec());
+        assert_eq!(from_a.version, content_version(&shared.encode_to_vec()));
+
+        // Another cluster of the same name but other content has its own encoding; an
+        // equal one built separately shares the interned bytes.
+        let changed = cluster("c", 2);
+        let c = interner.snapshot(&config_with(&[("c", &changed)]));
+        let from_c = &c.of(ResourceType::Cluster).resources["c"];
+        assert_eq!(from_c.bytes, changed.encode_to_vec());
+        assert_ne!(from_c.version, from_a.version);
+        let equal = cluster("c", 1);
+        let d = interner.snapshot(&config_with(&[("c", &equal)]));
+        assert!(Arc::ptr_eq(
+            &d.of(ResourceType::Cluster).resources["c"],
+            from_a
+        ));
+    }
+
+    #[test]
+    fn a_dropped_cluster_is_never_mistaken_for_a_new_one() {
+        let interner = Interner::default();
+        for port in 0..3000 {
+            // Each cluster is dropped before the next is made, so allocations would be
+            // reused if the cache did not hold them.
+            let fresh = cluster("c", port);
+            let snapshot = interner.snapshot(&config_with(&[("c", &fresh)]));
+            assert_eq!(
+                snapshot.of(ResourceType::Cluster).resources["c"].bytes,
+                fresh.encode_to_vec(),
+                "port {port}"
+            );
+        }
     }
 }
