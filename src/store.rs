@@ -12,6 +12,7 @@
 //! it has followed the other replica's writes, checks the write again and retries it.
 
 mod backend;
+mod codec;
 mod embedded;
 mod error;
 #[cfg(feature = "etcd")]

@@ -42,7 +42,9 @@ use super::backend::{Backend, BackendError, Commit};
 use super::{MAX_REMEMBERED_TOKENS, OpenError, Snapshot};
 
 pub use layout::{DATA_FILE, FORMAT_VERSION};
-use layout::{META, RESOURCES, REVISION_KEY, TOKENS, resource_key, resource_value, token_value};
+use layout::{META, RESOURCES, REVISION_KEY, TOKENS, token_value};
+
+use super::codec::{encode_key, encode_resource};
 
 /// The page cache redb may use. The store serves from memory, so the file is read
 /// once at start and then only written.
@@ -113,12 +115,12 @@ impl EmbeddedBackend {
             let mut resources = txn.open_table(RESOURCES)?;
             for resource in &commit.puts {
                 resources.insert(
-                    resource_key(&resource.key).as_str(),
-                    resource_value(resource).as_slice(),
+                    encode_key(&resource.key).as_str(),
+                    encode_resource(resource).as_slice(),
                 )?;
             }
             for key in &commit.deletes {
-                resources.remove(resource_key(key).as_str())?;
+                resources.remove(encode_key(key).as_str())?;
             }
         }
         if let Some((token, record)) = &commit.token {

@@ -16,7 +16,6 @@
 
 use redb::TableDefinition;
 
-use crate::model::{Resource, ResourceKey};
 use crate::store::IdempotencyRecord;
 
 /// The version of this layout. A meshd refuses a file that declares a newer one; a
@@ -37,34 +36,9 @@ pub(super) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// Remembered client tokens, by the revision that used them.
 pub(super) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
 
-/// The `resources` key of `key`.
-pub(super) fn resource_key(key: &ResourceKey) -> String {
-    serde_json::to_string(key).expect("resource keys serialise")
-}
-
-/// The `resources` value of `resource`.
-pub(super) fn resource_value(resource: &Resource) -> Vec<u8> {
-    serde_json::to_vec(resource).expect("resources serialise")
-}
-
 /// The `tokens` value of `token` and its record.
 pub(super) fn token_value(token: &str, record: &IdempotencyRecord) -> Vec<u8> {
     serde_json::to_vec(&(token, record)).expect("idempotency records serialise")
-}
-
-/// Reads back a `resources` entry: the resource, which must be stored under its own key.
-pub(super) fn decode_resource(key: &str, value: &[u8]) -> Result<Resource, String> {
-    let stored_key: ResourceKey = serde_json::from_str(key)
-        .map_err(|err| format!("the resource key {key:?} cannot be read: {err}"))?;
-    let resource: Resource = serde_json::from_slice(value)
-        .map_err(|err| format!("resource {stored_key} cannot be read: {err}"))?;
-    if resource.key != stored_key {
-        return Err(format!(
-            "resource {} is stored under the key of {stored_key}",
-            resource.key
-        ));
-    }
-    Ok(resource)
 }
 
 /// Reads back a `tokens` entry: the token and its record.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::layout::{
-    FORMAT_VERSION, FORMAT_VERSION_KEY, META, RESOURCES, REVISION_KEY, TOKENS, decode_resource,
-    decode_token,
+    FORMAT_VERSION, FORMAT_VERSION_KEY, META, RESOURCES, REVISION_KEY, TOKENS, decode_token,
 };
+use crate::store::codec::decode_resource;
 use crate::store::{OpenError, Snapshot};
 
 /// Makes a new file a meshd data file by recording the format version and revision 0;

@@ -9,8 +9,9 @@
 //! - `<prefix>tokens/<client token>` → the idempotency record of each remembered client
 //!   token, as JSON; their order of use is their keys' etcd create revision.
 
-use crate::model::{Resource, ResourceKey};
+use crate::model::ResourceKey;
 use crate::store::IdempotencyRecord;
+use crate::store::codec::encode_key;
 
 /// The version of this layout; a meshd refuses data that declares a newer one.
 pub const FORMAT_VERSION: u64 = 1;
@@ -57,11 +58,7 @@ impl Keys {
     }
 
     pub(super) fn resource(&self, key: &ResourceKey) -> String {
-        format!(
-            "{}resources/{}",
-            self.prefix,
-            serde_json::to_string(key).expect("resource keys serialise")
-        )
+        format!("{}resources/{}", self.prefix, encode_key(key))
     }
 
     pub(super) fn token(&self, token: &str) -> String {
@@ -92,11 +89,6 @@ impl Keys {
     }
 }
 
-/// The value of a resource's key.
-pub(super) fn resource_value(resource: &Resource) -> Vec<u8> {
-    serde_json::to_vec(resource).expect("resources serialise")
-}
-
 /// The value of a client token's key.
 pub(super) fn token_value(record: &IdempotencyRecord) -> Vec<u8> {
     serde_json::to_vec(record).expect("idempotency records serialise")
@@ -113,26 +105,6 @@ pub(super) fn decode_number(what: &str, value: &[u8]) -> Result<u64, String> {
                 String::from_utf8_lossy(value)
             )
         })
-}
-
-/// Reads back the key part of a resource entry.
-pub(super) fn decode_key(key: &str) -> Result<ResourceKey, String> {
-    serde_json::from_str(key)
-        .map_err(|err| format!("the resource key {key:?} cannot be read: {err}"))
-}
-
-/// Reads back a resource entry: the resource, which must be stored under its own key.
-pub(super) fn decode_resource(key: &str, value: &[u8]) -> Result<Resource, String> {
-    let stored_key = decode_key(key)?;
-    let resource: Resource = serde_json::from_slice(value)
-        .map_err(|err| format!("resource {stored_key} cannot be read: {err}"))?;
-    if resource.key != stored_key {
-        return Err(format!(
-            "resource {} is stored under the key of {stored_key}",
-            resource.key
-        ));
-    }
-    Ok(resource)
 }
 
 /// Reads back a client token's record.
@@ -155,7 +127,10 @@ mod tests {
             keys.classify(resource.as_bytes()),
             Entry::Resource(resource_json)
         );
-        assert_eq!(decode_key(resource_json).unwrap(), ResourceKey::mesh("a"));
+        assert_eq!(
+            crate::store::codec::decode_key(resource_json).unwrap(),
+            ResourceKey::mesh("a")
+        );
         assert_eq!(
             keys.classify(keys.token("t/1").as_bytes()),
             Entry::Token("t/1")

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
 
-use super::layout::{Entry, FORMAT_VERSION, Keys, decode_number, decode_resource, decode_token};
+use super::layout::{Entry, FORMAT_VERSION, Keys, decode_number, decode_token};
 use super::members::Members;
 use crate::store::Snapshot;
+use crate::store::codec::decode_resource;
 
 /// Why the store could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,9 @@
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
-use super::layout::{Keys, decode_number, resource_value, token_value};
+use super::layout::{Keys, decode_number, token_value};
 use crate::store::backend::{BackendError, Commit};
+use crate::store::codec::encode_resource;
 
 /// The transaction that records `commit`.
 pub(super) fn transaction(keys: &Keys, commit: &Commit) -> Txn {
@@ -23,7 +24,7 @@ pub(super) fn transaction(keys: &Keys, commit: &Commit) -> Txn {
     for resource in &commit.puts {
         ops.push(TxnOp::put(
             keys.resource(&resource.key),
-            resource_value(resource),
+            encode_resource(resource),
             None,
         ));
     }

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
 
-use super::layout::{Entry, Keys, decode_key, decode_number, decode_resource, decode_token};
+use super::layout::{Entry, Keys, decode_number, decode_token};
 use super::load::{LoadError, load};
 use super::members::Members;
 use crate::store::backend::Commit;
+use crate::store::codec::{decode_key, decode_resource};
 use crate::store::shared::Follower;
 
 /// How long to wait before watching again after etcd went away.
