@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use meshd::compile::{self, Compiled};
-use meshd::definition::parse_resource;
-use meshd::store::{Store, Write};
+use meshd::definition::put;
+use meshd::store::Store;
 use serde_json::json;
 
 const NODES: usize = 1_000;
@@ -22,17 +22,7 @@ const ROUTES_PER_ROUTER: usize = 10;
 const BACKENDS_PER_NODE: usize = 10;
 
 fn create(store: &Store, value: serde_json::Value) {
-    let (key, spec) = parse_resource(&value).expect("the benchmark mesh is valid");
-    store
-        .apply(
-            Write::Create {
-                key,
-                spec,
-                tags: Vec::new(),
-            },
-            None,
-        )
-        .expect("the benchmark mesh loads");
+    put(store, &value).expect("the benchmark mesh loads");
 }
 
 fn route(router: usize, route: usize, weight: i64) -> serde_json::Value {
@@ -129,10 +119,7 @@ fn benchmarks(c: &mut Criterion) {
     group.bench_function("one_route_change", |b| {
         b.iter(|| {
             weight = weight % 100 + 1;
-            let (key, spec) = parse_resource(&route(42, 3, weight)).expect("valid");
-            store
-                .apply(Write::Update { key, spec }, None)
-                .expect("update");
+            put(&store, &route(42, 3, weight)).expect("update");
             let affected = compiled.update(store.snapshot());
             affected_counts.push(affected.len());
         })
