@@ -455,6 +455,66 @@ fn node(index: usize, nodes: usize) -> Node {
     }
 }
 
+/// What both kinds of stream do with each response: count its bytes, keep stream 0's
+/// route responses for the baseline to replay, and log each new route version (marker)
+/// with when it was received and ACKed.
+struct Tracker {
+    index: usize,
+    shared: Arc<Shared>,
+    log: Arc<Mutex<Vec<Receipt>>>,
+    last_marker: Option<u32>,
+}
+
+impl Tracker {
+    fn new(index: usize, shared: Arc<Shared>, log: Arc<Mutex<Vec<Receipt>>>) -> Self {
+        Tracker {
+            index,
+            shared,
+            log,
+            last_marker: None,
+        }
+    }
+
+    /// A response of `encoded_len` bytes arrived, carrying route marker `seen` if any.
+    fn on_response(
+        &self,
+        encoded_len: usize,
+        seen: Option<u32>,
+        capture: impl FnOnce() -> Captured,
+    ) {
+        self.shared
+            .bytes
+            .fetch_add(encoded_len as u64, Ordering::Relaxed);
+        if self.index == 0
+            && let Some(seen) = seen
+        {
+            self.shared
+                .captured
+                .lock()
+                .entry(seen)
+                .or_insert_with(capture);
+        }
+    }
+
+    /// The response received at `received`, with marker `seen`, has just been ACKed.
+    fn on_acked(&mut self, seen: Option<u32>, received: Instant) {
+        let acked = Instant::now();
+        if let Some(seen) = seen
+            && self.last_marker != Some(seen)
+        {
+            self.last_marker = Some(seen);
+            self.log.lock().push(Receipt {
+                marker: seen,
+                received,
+                acked,
+            });
+            if let Some(count) = self.shared.counts.get(seen as usize) {
+                count.fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+}
+
 /// One SotW stream until the server ends it: CDS and LDS wildcard, RDS by name, every
 /// response ACKed.
 async fn sotw_stream(
@@ -486,24 +546,15 @@ async fn sotw_stream(
         .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
         .await?
         .into_inner();
-    let mut last_marker = None;
+    let mut tracker = Tracker::new(index, shared, log);
     while let Some(response) = responses.message().await? {
         let received = Instant::now();
-        shared
-            .bytes
-            .fetch_add(response.encoded_len() as u64, Ordering::Relaxed);
         let seen = (response.type_url == RDS)
             .then(|| marker(response.resources.iter().map(|any| any.value.as_slice())))
             .flatten();
-        if index == 0
-            && let Some(seen) = seen
-        {
-            shared
-                .captured
-                .lock()
-                .entry(seen)
-                .or_insert_with(|| Captured::Sotw(response.clone()));
-        }
+        tracker.on_response(response.encoded_len(), seen, || {
+            Captured::Sotw(response.clone())
+        });
         tx.send(DiscoveryRequest {
             version_info: response.version_info.clone(),
             response_nonce: response.nonce.clone(),
@@ -511,20 +562,7 @@ async fn sotw_stream(
             type_url: response.type_url,
             ..Default::default()
         })?;
-        let acked = Instant::now();
-        if let Some(seen) = seen
-            && last_marker != Some(seen)
-        {
-            last_marker = Some(seen);
-            log.lock().push(Receipt {
-                marker: seen,
-                received,
-                acked,
-            });
-            if let Some(count) = shared.counts.get(seen as usize) {
-                count.fetch_add(1, Ordering::Release);
-            }
-        }
+        tracker.on_acked(seen, received);
     }
     Ok(())
 }
@@ -556,12 +594,9 @@ async fn delta_stream(
         .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
         .await?
         .into_inner();
-    let mut last_marker = None;
+    let mut tracker = Tracker::new(index, shared, log);
     while let Some(response) = responses.message().await? {
         let received = Instant::now();
-        shared
-            .bytes
-            .fetch_add(response.encoded_len() as u64, Ordering::Relaxed);
         let seen = (response.type_url == RDS)
             .then(|| {
                 marker(
@@ -573,34 +608,15 @@ async fn delta_stream(
                 )
             })
             .flatten();
-        if index == 0
-            && let Some(seen) = seen
-        {
-            shared
-                .captured
-                .lock()
-                .entry(seen)
-                .or_insert_with(|| Captured::Delta(response.clone()));
-        }
+        tracker.on_response(response.encoded_len(), seen, || {
+            Captured::Delta(response.clone())
+        });
         tx.send(DeltaDiscoveryRequest {
             type_url: response.type_url,
             response_nonce: response.nonce,
             ..Default::default()
         })?;
-        let acked = Instant::now();
-        if let Some(seen) = seen
-            && last_marker != Some(seen)
-        {
-            last_marker = Some(seen);
-            log.lock().push(Receipt {
-                marker: seen,
-                received,
-                acked,
-            });
-            if let Some(count) = shared.counts.get(seen as usize) {
-                count.fetch_add(1, Ordering::Release);
-            }
-        }
+        tracker.on_acked(seen, received);
     }
     Ok(())
 }
