@@ -127,20 +127,23 @@ pub fn local(
     ip: Option<IpPreference>,
 ) -> Cluster {
     let loopback = if prefers_ipv6(ip) { "::1" } else { "127.0.0.1" };
+    static_loopback(name, loopback, port as u32, is_http2(protocol), limits)
+}
+
+/// A STATIC cluster of one loopback endpoint, 0.25 s to connect, `limits` as circuit
+/// breakers, speaking HTTP/2 upstream when `http2`.
+fn static_loopback(name: &str, host: &str, port: u32, http2: bool, limits: PoolLimits) -> Cluster {
     let mut cluster = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         )),
         connect_timeout: Some(millis(250)),
-        load_assignment: Some(assignment(
-            name,
-            vec![endpoint(loopback, port as u32, None)],
-        )),
+        load_assignment: Some(assignment(name, vec![endpoint(host, port, None)])),
         circuit_breakers: Some(circuit_breakers(limits)),
         ..Default::default()
     };
-    if is_http2(protocol) {
+    if http2 {
         http2_options(&mut cluster);
     }
     cluster
@@ -312,21 +315,5 @@ pub fn original_destination(name: &str) -> Cluster {
 
 /// A gateway's route back into its own egress listener (127.0.0.1:15001).
 pub fn self_redirect(name: &str, http2: bool, limits: PoolLimits) -> Cluster {
-    let mut cluster = Cluster {
-        name: name.to_string(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Static as i32,
-        )),
-        connect_timeout: Some(millis(250)),
-        load_assignment: Some(assignment(
-            name,
-            vec![endpoint("127.0.0.1", super::names::EGRESS_PORT, None)],
-        )),
-        circuit_breakers: Some(circuit_breakers(limits)),
-        ..Default::default()
-    };
-    if http2 {
-        http2_options(&mut cluster);
-    }
-    cluster
+    static_loopback(name, "127.0.0.1", super::names::EGRESS_PORT, http2, limits)
 }
