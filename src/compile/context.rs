@@ -102,6 +102,17 @@ impl<'a> Context<'a> {
         self
     }
 
+    /// Records (once) that backends reach `target`'s listener on `port` with different
+    /// client TLS: Envoy has one cluster per name, so `cluster` keeps the first's.
+    fn diagnose_policy_conflict(&mut self, target: &str, port: i64, cluster: &str) {
+        let message = format!(
+            "backends of this proxy reach virtual node {target} on port {port} with different client policies; cluster {cluster} keeps the TLS settings of the first (by virtual service name)"
+        );
+        if !self.out.diagnostics.contains(&message) {
+            self.diagnose(message);
+        }
+    }
+
     /// Virtual service `name` as a client with `policy` reaches it (on `port` only, when
     /// given): compiled by `build` in a fresh context, or taken from the pass's shared
     /// services, then absorbed into this proxy's output.
@@ -172,13 +183,7 @@ impl<'a> Context<'a> {
             match self.out.clusters.get(name) {
                 Some(existing) => {
                     if existing.transport_socket != used.cluster.transport_socket {
-                        let message = format!(
-                            "backends of this proxy reach virtual node {} on port {} with different client policies; cluster {name} keeps the TLS settings of the first (by virtual service name)",
-                            used.target, used.port
-                        );
-                        if !self.out.diagnostics.contains(&message) {
-                            self.diagnose(message);
-                        }
+                        self.diagnose_policy_conflict(&used.target, used.port, name);
                     }
                 }
                 None => {
@@ -398,12 +403,7 @@ impl<'a> Context<'a> {
             .insert(name.clone(), (target.to_string(), port));
         if let Some(existing) = self.out.clusters.get(&name) {
             if existing.transport_socket != transport_socket {
-                let message = format!(
-                    "backends of this proxy reach virtual node {target} on port {port} with different client policies; cluster {name} keeps the TLS settings of the first (by virtual service name)"
-                );
-                if !self.out.diagnostics.contains(&message) {
-                    self.diagnose(message);
-                }
+                self.diagnose_policy_conflict(target, port, &name);
             }
             return Some((name, protocol));
         }
