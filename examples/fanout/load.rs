@@ -219,8 +219,12 @@ impl Drop for Meshd {
     }
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// Two distinct ports that were free a moment ago (both are bound at once, so the kernel
+/// cannot hand out the same port twice).
+fn two_free_ports() -> std::io::Result<(SocketAddr, SocketAddr)> {
+    let first = TcpListener::bind("127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0")?;
+    Ok((first.local_addr()?, second.local_addr()?))
 }
 
 /// VmRSS of `pid`, in KiB.
@@ -669,7 +673,7 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
     if args.changes > MAX_CHANGES {
         return Err(format!("--changes is at most {MAX_CHANGES}").into());
     }
-    let (api, xds) = (free_port()?, free_port()?);
+    let (api, xds) = two_free_ports()?;
     let mut command = Command::new(&args.meshd);
     command
         .args(["serve", "--store", "memory"])

@@ -23,12 +23,26 @@ pub enum Mode {
     Delta,
 }
 
-/// A port that was free a moment ago on every interface.
+/// A port that is free on every interface and that no other call in this test process
+/// has handed out.
+///
+/// Ports come from 20000..30000, below Linux's ephemeral range (32768 and up), so an
+/// outgoing connection cannot take one between this call and the bind of the process it
+/// is for; and they are handed out in turn, so two members of one etcd cluster never get
+/// the same port (binding port 0 twice can return the same port once the first listener
+/// is closed, which made an etcd member fail with "address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("binding port 0 finds a free port")
-        .port()
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 10_000;
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7919) % SPAN));
+    for _ in 0..SPAN {
+        let port = (FIRST + next.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// A fresh directory for one Envoy's files, under the target directory.
