@@ -227,6 +227,7 @@ async fn main() {
                         .unwrap()
                         .as_millis()
                 ),
+                access: Default::default(),
             },
             other => panic!("unknown store {other:?}: memory, embedded or etcd"),
         };

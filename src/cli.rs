@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::Account;
 use crate::server::ServerConfig;
-use crate::store::{Limits, StoreConfig};
+use crate::store::{EtcdAccess, Limits, StoreConfig};
 
 /// meshd: a self-hosted, AWS App Mesh-compatible control plane for Envoy.
 #[derive(Debug, Parser)]
@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the App Mesh API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the Envoy configuration meshd compiles for one proxy, as Envoy JSON.
     Compile(CompileArgs),
     /// Print the Envoy bootstrap (YAML) for a sidecar or gateway, from the App Mesh Envoy
@@ -126,6 +126,27 @@ pub struct ServeArgs {
     /// The prefix of meshd's keys in etcd; replicas of one meshd share it.
     #[arg(long, env = "MESHD_ETCD_PREFIX", default_value = crate::store::DEFAULT_ETCD_PREFIX)]
     pub etcd_prefix: String,
+    /// CA certificates (PEM) that etcd's server certificate must chain to; needed with
+    /// https:// endpoints.
+    #[arg(long, env = "MESHD_ETCD_CACERT")]
+    pub etcd_cacert: Option<std::path::PathBuf>,
+    /// meshd's client certificate (PEM), for an etcd run with --client-cert-auth.
+    #[arg(long, env = "MESHD_ETCD_CERT", requires = "etcd_key")]
+    pub etcd_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(long, env = "MESHD_ETCD_KEY", requires = "etcd_cert")]
+    pub etcd_key: Option<std::path::PathBuf>,
+    /// etcd user, when etcd has authentication enabled (with --etcd-password).
+    #[arg(long, env = "MESHD_ETCD_USERNAME", requires = "etcd_password")]
+    pub etcd_username: Option<String>,
+    /// The etcd user's password (best given in the environment, not on the command line).
+    #[arg(
+        long,
+        env = "MESHD_ETCD_PASSWORD",
+        hide_env_values = true,
+        requires = "etcd_username"
+    )]
+    pub etcd_password: Option<String>,
 }
 
 fn parse_account_id(value: &str) -> Result<String, String> {
@@ -161,6 +182,13 @@ impl ServeArgs {
                 StoreKind::Etcd => StoreConfig::Etcd {
                     endpoints: self.etcd_endpoints.clone(),
                     prefix: self.etcd_prefix.clone(),
+                    access: EtcdAccess {
+                        ca_file: self.etcd_cacert.clone(),
+                        cert_file: self.etcd_cert.clone(),
+                        key_file: self.etcd_key.clone(),
+                        username: self.etcd_username.clone(),
+                        password: self.etcd_password.clone(),
+                    },
                 },
             },
         }

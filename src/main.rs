@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Compile(args) => compile(&args),
         Command::Bootstrap(args) => bootstrap(&args),
     };

@@ -17,6 +17,7 @@ mod embedded;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod etcd_access;
 mod integrity;
 mod open_error;
 mod shared;
@@ -36,6 +37,7 @@ pub use embedded::{DATA_FILE, EmbeddedBackend, FORMAT_VERSION};
 pub use error::StoreError;
 #[cfg(feature = "etcd")]
 pub use etcd::{ETCD_FORMAT_VERSION, EtcdBackend, REQUEST_TIMEOUT as ETCD_REQUEST_TIMEOUT};
+pub use etcd_access::EtcdAccess;
 pub use integrity::Inconsistency;
 pub use open_error::OpenError;
 #[cfg(feature = "etcd")]
@@ -93,6 +95,8 @@ pub enum StoreConfig {
         endpoints: Vec<String>,
         /// The prefix of every key meshd writes ([`DEFAULT_ETCD_PREFIX`]).
         prefix: String,
+        /// TLS and authentication, for a secured etcd.
+        access: EtcdAccess,
     },
 }
 
@@ -168,8 +172,12 @@ impl Store {
                 Ok(Self::with_backend(Box::new(backend), snapshot, limits))
             }
             #[cfg(feature = "etcd")]
-            StoreConfig::Etcd { endpoints, prefix } => {
-                let (backend, snapshot) = EtcdBackend::open(endpoints, prefix)?;
+            StoreConfig::Etcd {
+                endpoints,
+                prefix,
+                access,
+            } => {
+                let (backend, snapshot) = EtcdBackend::open(endpoints, prefix, access)?;
                 let shared = Shared::new(snapshot);
                 backend.follow(Follower::new(shared.clone()));
                 Ok(Self {

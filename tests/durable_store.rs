@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
@@ -18,7 +17,6 @@ use aws_sdk_appmesh::types::*;
 use common::process::MeshdProcess;
 use meshd::compile::{EncodedResource, ProxyId, ResourceType, compile_all};
 use meshd::store::{DATA_FILE, FORMAT_VERSION, Limits, OpenError, Snapshot, Store, StoreConfig};
-use tokio::process::Command;
 
 // ---------------------------------------------------------------------------------------
 // Specs
@@ -1030,28 +1028,7 @@ fn open(dir: &Path) -> Result<Store, OpenError> {
 
 /// Runs `meshd serve` on `dir` and returns its exit status and standard error.
 async fn serve_output(dir: &Path) -> (std::process::ExitStatus, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_meshd"))
-        .args([
-            "serve",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--xds-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("meshd refuses the data directory rather than serving it")
-        .unwrap();
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into(),
-    )
+    MeshdProcess::refusal(&["--data-dir", dir.to_str().unwrap()]).await
 }
 
 #[tokio::test]

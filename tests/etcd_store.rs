@@ -6,8 +6,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
@@ -17,177 +15,10 @@ use aws_sdk_appmesh::types::{
     VirtualRouterSpec, WeightedTarget,
 };
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, free_port, meshd_proxies};
+use common::etcd::{endpoints, etcd_cluster};
 use common::process::MeshdProcess;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------
-// etcd
-// ---------------------------------------------------------------------------------------
-
-/// One etcd member on loopback, with its data in a temporary directory; killed when
-/// dropped.
-struct EtcdMember {
-    name: String,
-    client_port: u16,
-    peer_port: u16,
-    initial_cluster: String,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-fn require_etcd() {
-    match std::process::Command::new("etcd").arg("--version").output() {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => panic!(
-            "`etcd --version` failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(err) => panic!(
-            "these tests run real etcd, but `etcd` cannot be run ({err}): install it with \
-             `apt-get install etcd-server` (bash .ci/run does)"
-        ),
-    }
-}
-
-impl EtcdMember {
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("etcd.log")
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Starts (or restarts, on the same data directory and ports) the member.
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = std::process::Command::new("etcd")
-            .args(["--name", &self.name])
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &self.endpoint()])
-            .args(["--advertise-client-urls", &self.endpoint()])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-token", "meshd-test"])
-            .args(["--initial-cluster-state", "new"])
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("etcd cannot be started ({err})"));
-        self.child = Some(child);
-    }
-
-    /// Kills the member (SIGKILL) and waits for it to be gone.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Waits until the member answers `/health` with a leader.
-    async fn wait_healthy(&mut self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait().unwrap()
-            {
-                panic!(
-                    "etcd {} exited with {status}:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            let health = http
-                .get(format!("{}/health", self.endpoint()))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if let Ok(response) = health
-                && response
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .contains("\"true\"")
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "etcd {} did not become healthy:\n{}",
-                self.name,
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for EtcdMember {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- etcd {} log:\n{}", self.name, self.log_tail());
-        }
-    }
-}
-
-/// `members` etcd members forming one cluster, started and healthy.
-async fn etcd_cluster(members: usize) -> Vec<EtcdMember> {
-    require_etcd();
-    let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
-    let initial_cluster = ports
-        .iter()
-        .enumerate()
-        .map(|(index, (_, peer))| format!("m{index}=http://127.0.0.1:{peer}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut cluster: Vec<EtcdMember> = ports
-        .into_iter()
-        .enumerate()
-        .map(|(index, (client_port, peer_port))| EtcdMember {
-            name: format!("m{index}"),
-            client_port,
-            peer_port,
-            initial_cluster: initial_cluster.clone(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        })
-        .collect();
-    for member in &mut cluster {
-        member.spawn();
-    }
-    for member in &mut cluster {
-        member.wait_healthy().await;
-    }
-    cluster
-}
-
-fn endpoints(cluster: &[EtcdMember]) -> String {
-    cluster
-        .iter()
-        .map(EtcdMember::endpoint)
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 // ---------------------------------------------------------------------------------------
 // meshd replicas
@@ -835,6 +666,7 @@ fn meshd_serve_reads_the_etcd_flags() {
         StoreConfig::Etcd {
             endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()],
             prefix: "/meshd/".into(),
+            access: Default::default(),
         }
     );
     assert_eq!(
@@ -849,6 +681,7 @@ fn meshd_serve_reads_the_etcd_flags() {
         StoreConfig::Etcd {
             endpoints: vec!["http://127.0.0.1:2379".into()],
             prefix: "/other/".into(),
+            access: Default::default(),
         }
     );
 }
@@ -865,6 +698,7 @@ async fn a_store_of_many_pages_loads_whole() {
     let config = StoreConfig::Etcd {
         endpoints: vec![etcd[0].endpoint()],
         prefix: "/paged/".into(),
+        access: Default::default(),
     };
     let open = {
         let config = config.clone();

@@ -32,7 +32,8 @@ use tokio::task::JoinHandle;
 
 use super::backend::{Backend, BackendError, Commit};
 use super::shared::Follower;
-use super::{OpenError, Snapshot};
+use super::{EtcdAccess, OpenError, Snapshot};
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 
 pub use layout::FORMAT_VERSION as ETCD_FORMAT_VERSION;
 use layout::Keys;
@@ -68,7 +69,11 @@ impl EtcdBackend {
     /// it all back: the backend to commit to, and the snapshot to start from. Data that
     /// cannot be read back, or an etcd that does not answer, is refused. The replica
     /// follows other replicas' writes once [`EtcdBackend::follow`] is called.
-    pub fn open(endpoints: &[String], prefix: &str) -> Result<(EtcdBackend, Snapshot), OpenError> {
+    pub fn open(
+        endpoints: &[String],
+        prefix: &str,
+        access: &EtcdAccess,
+    ) -> Result<(EtcdBackend, Snapshot), OpenError> {
         let joined = endpoints.join(",");
         let unavailable = |detail: String| OpenError::EtcdUnavailable {
             endpoints: joined.clone(),
@@ -77,6 +82,8 @@ impl EtcdBackend {
         if endpoints.is_empty() {
             return Err(unavailable("no etcd endpoint is configured".into()));
         }
+        let options = connect_options(endpoints, access)
+            .map_err(|detail| OpenError::EtcdAccess { detail })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(4)
@@ -89,7 +96,7 @@ impl EtcdBackend {
             let endpoints = endpoints.to_vec();
             let keys = keys.clone();
             run(&runtime, OPEN_TIMEOUT, async move {
-                let members = Members::connect(&endpoints).await?;
+                let members = Members::new(&endpoints, options);
                 load::initialise(&members, &keys).await?;
                 let (snapshot, at) = load::load(&members, &keys).await?;
                 Ok::<_, LoadError>((members, snapshot, at))
@@ -149,6 +156,32 @@ impl EtcdBackend {
             .as_ref()
             .expect("the runtime lives as long as the backend")
     }
+}
+
+/// The etcd client's options for `access`, with the TLS files read; or what is wrong.
+fn connect_options(endpoints: &[String], access: &EtcdAccess) -> Result<ConnectOptions, String> {
+    access.check(endpoints)?;
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|err| format!("cannot read {what} {}: {err}", path.display()))
+    };
+    let mut options = ConnectOptions::new();
+    if access.uses_tls() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca_file) = &access.ca_file {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca_file, "the etcd CA file")?));
+        }
+        if let (Some(cert_file), Some(key_file)) = (&access.cert_file, &access.key_file) {
+            tls = tls.identity(Identity::from_pem(
+                read(cert_file, "the etcd client certificate")?,
+                read(key_file, "the etcd client key")?,
+            ));
+        }
+        options = options.with_tls(tls);
+    }
+    if let (Some(username), Some(password)) = (&access.username, &access.password) {
+        options = options.with_user(username.clone(), password.clone());
+    }
+    Ok(options)
 }
 
 /// Runs `future` on `runtime` and waits for it on this thread, at most `timeout`.

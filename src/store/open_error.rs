@@ -60,6 +60,12 @@ pub enum OpenError {
         /// What went wrong.
         detail: String,
     },
+    /// The TLS or authentication settings for etcd are incomplete or cannot be read.
+    #[error("cannot set up access to etcd: {detail}")]
+    EtcdAccess {
+        /// What is wrong.
+        detail: String,
+    },
     /// What meshd finds under its etcd prefix cannot be read back as it was written.
     #[error(
         "the data under the etcd prefix {prefix} cannot be loaded: {detail}; restore it from a backup (etcdctl snapshot), or use another --etcd-prefix"

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod etcd;
 pub mod process;
 
 use std::net::SocketAddr;

@@ -69,6 +69,33 @@ impl MeshdProcess {
         MeshdProcess { child, api, log }
     }
 
+    /// Runs `meshd serve --api-addr 127.0.0.1:0 --xds-addr 127.0.0.1:0 <args>` expecting
+    /// it to refuse to start: its exit status and standard error. Panics if it is still
+    /// running after a minute.
+    pub async fn refusal(args: &[&str]) -> (std::process::ExitStatus, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .args([
+                "serve",
+                "--api-addr",
+                "127.0.0.1:0",
+                "--xds-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .expect("meshd refuses to start rather than serving")
+            .expect("meshd runs");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into(),
+        )
+    }
+
     /// Whether meshd has logged a line containing `text`.
     pub fn logged(&self, text: &str) -> bool {
         self.log

@@ -13,33 +13,66 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
+use tokio::sync::OnceCell;
 
-/// How long connecting to an etcd member may take.
+/// How long connecting to an etcd member (and authenticating, with a user) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One client per etcd member.
 pub(super) struct Members {
-    clients: Vec<(String, Client)>,
+    members: Vec<Member>,
     preferred: AtomicUsize,
 }
 
+/// One etcd member and its client, made when the member is first used: with a user and
+/// password, making the client authenticates, which a member that is down at start
+/// cannot answer; the other members serve meanwhile.
+struct Member {
+    endpoint: String,
+    options: ConnectOptions,
+    client: OnceCell<Client>,
+}
+
+impl Member {
+    /// The member's client, connected (and authenticated) on first use.
+    async fn client(&self) -> Result<Client, etcd_client::Error> {
+        self.client
+            .get_or_try_init(|| async {
+                let connect = Client::connect([&self.endpoint], Some(self.options.clone()));
+                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                    Ok(connected) => connected,
+                    Err(_) => Err(etcd_client::Error::Internal(format!(
+                        "no answer from {} within {CONNECT_TIMEOUT:?}",
+                        self.endpoint
+                    ))),
+                }
+            })
+            .await
+            .cloned()
+    }
+}
+
 impl Members {
-    /// Clients for `endpoints` (connections are made when first used).
-    pub(super) async fn connect(endpoints: &[String]) -> Result<Self, etcd_client::Error> {
-        let mut clients = Vec::with_capacity(endpoints.len());
-        for endpoint in endpoints {
-            let options = ConnectOptions::new()
-                .with_connect_timeout(CONNECT_TIMEOUT)
-                .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-                .with_keep_alive_while_idle(true)
-                .with_require_leader(true);
-            let client = Client::connect([endpoint], Some(options)).await?;
-            clients.push((endpoint.clone(), client));
-        }
-        Ok(Self {
-            clients,
+    /// The members at `endpoints`, reached with `options` (TLS, user) besides meshd's
+    /// own timeouts; nothing is connected until a request is made.
+    pub(super) fn new(endpoints: &[String], options: ConnectOptions) -> Self {
+        let options = options
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        let members = endpoints
+            .iter()
+            .map(|endpoint| Member {
+                endpoint: endpoint.clone(),
+                options: options.clone(),
+                client: OnceCell::new(),
+            })
+            .collect();
+        Self {
+            members,
             preferred: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// Runs `request` on the preferred member, and on the next ones while it was
@@ -51,10 +84,19 @@ impl Members {
     {
         let start = self.preferred.load(Ordering::Relaxed);
         let mut last = None;
-        for offset in 0..self.clients.len() {
-            let index = (start + offset) % self.clients.len();
-            let (endpoint, client) = &self.clients[index];
-            match request(client.clone()).await {
+        for offset in 0..self.members.len() {
+            let index = (start + offset) % self.members.len();
+            let member = &self.members[index];
+            let endpoint = &member.endpoint;
+            let client = match member.client().await {
+                Ok(client) => client,
+                Err(err) => {
+                    tracing::debug!(endpoint, "cannot connect to etcd member: {err}");
+                    last = Some(err);
+                    continue;
+                }
+            };
+            match request(client).await {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(answer);
@@ -74,14 +116,14 @@ impl Members {
     }
 
     /// The client of the member to use now, for a long-lived request (the watch).
-    pub(super) fn current(&self) -> Client {
-        let index = self.preferred.load(Ordering::Relaxed) % self.clients.len();
-        self.clients[index].1.clone()
+    pub(super) async fn current(&self) -> Result<Client, etcd_client::Error> {
+        let index = self.preferred.load(Ordering::Relaxed) % self.members.len();
+        self.members[index].client().await
     }
 
     /// Moves on from the member at `index` (it failed, or its stream broke).
     pub(super) fn skip(&self, index: usize) {
-        let next = (index + 1) % self.clients.len();
+        let next = (index + 1) % self.members.len();
         let _ = self
             .preferred
             .compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed);
@@ -89,7 +131,7 @@ impl Members {
 
     /// Moves on from the current member.
     pub(super) fn skip_current(&self) {
-        self.skip(self.preferred.load(Ordering::Relaxed) % self.clients.len());
+        self.skip(self.preferred.load(Ordering::Relaxed) % self.members.len());
     }
 }
 

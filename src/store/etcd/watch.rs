@@ -73,7 +73,11 @@ async fn watch(
     failing: &mut bool,
 ) -> Ended {
     let options = WatchOptions::new().with_prefix().with_start_revision(*next);
-    let mut stream = match members.current().watch(keys.prefix(), Some(options)).await {
+    let mut client = match members.current().await {
+        Ok(client) => client,
+        Err(err) => return Ended::Disconnected(err.to_string()),
+    };
+    let mut stream = match client.watch(keys.prefix(), Some(options)).await {
         Ok(stream) => stream,
         Err(err) => return Ended::Disconnected(err.to_string()),
     };
