@@ -16,7 +16,7 @@ use crate::compile::{Compiled, ProxyId};
 use crate::store::Store;
 
 use super::snapshot::{Interner, ProxySnapshot};
-use super::status::StreamStatus;
+use super::status::{StatusSource, StreamStatus};
 
 /// The least time between two pushes: a change after a quiet period is pushed at once;
 /// changes that arrive sooner are coalesced into one push when the period ends.
@@ -28,7 +28,7 @@ pub struct Hub {
     compiled: Mutex<Compiled>,
     interner: Interner,
     proxies: DashMap<ProxyId, watch::Sender<Arc<ProxySnapshot>>>,
-    streams: DashMap<u64, Arc<Mutex<StreamStatus>>>,
+    streams: DashMap<u64, Arc<dyn StatusSource>>,
     next_stream: AtomicU64,
     debounce: Duration,
 }
@@ -125,12 +125,12 @@ impl Hub {
         affected.len()
     }
 
-    /// Registers a stream's status; returns its id.
-    pub fn register(&self, status: StreamStatus) -> (u64, Arc<Mutex<StreamStatus>>) {
+    /// Registers a stream, whose status is read from `source` when asked for; returns
+    /// its id.
+    pub fn register(&self, source: Arc<dyn StatusSource>) -> u64 {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Mutex::new(status));
-        self.streams.insert(id, shared.clone());
-        (id, shared)
+        self.streams.insert(id, source);
+        id
     }
 
     /// Forgets a closed stream.
@@ -142,7 +142,7 @@ impl Hub {
     pub fn statuses(&self) -> BTreeMap<u64, StreamStatus> {
         self.streams
             .iter()
-            .map(|entry| (*entry.key(), entry.value().lock().clone()))
+            .map(|entry| (*entry.key(), entry.value().status()))
             .collect()
     }
 

@@ -30,7 +30,7 @@ use super::delta::DeltaStream;
 use super::hub::Hub;
 use super::snapshot::ProxySnapshot;
 use super::sotw::{ProtocolError, SotwStream};
-use super::status::{StreamKind, StreamStatus, TypeStatus, type_label};
+use super::status::{StatusSource, StreamKind, StreamStatus, TypeStatus, type_label};
 
 /// How many responses may wait for a slow proxy before its stream task waits (only that
 /// stream waits: every stream has its own task and its own latest-wins snapshot channel).
@@ -92,17 +92,57 @@ pub fn identify(node: Option<&Node>) -> Result<ProxyId, Status> {
         })
 }
 
-fn record(
-    status: &Mutex<StreamStatus>,
-    types: BTreeMap<ResourceType, TypeStatus>,
-    snapshot: &ProxySnapshot,
-) {
-    let mut status = status.lock();
-    status.types = types
-        .into_iter()
-        .map(|(kind, s)| (type_label(kind), s))
-        .collect();
-    status.diagnostics = snapshot.diagnostics.clone();
+/// A stream's state machine and the snapshot it last worked from, shared between the
+/// stream's task and the status view.
+struct LiveStream<M> {
+    node_id: String,
+    resource: String,
+    state: Mutex<LiveState<M>>,
+}
+
+struct LiveState<M> {
+    machine: M,
+    snapshot: Arc<ProxySnapshot>,
+}
+
+impl<M: StreamMachine> LiveStream<M> {
+    /// Feeds `request` to the machine, working from `snapshot`.
+    fn on_request(
+        &self,
+        request: &M::Request,
+        snapshot: Arc<ProxySnapshot>,
+    ) -> Result<Vec<M::Response>, ProtocolError> {
+        let mut state = self.state.lock();
+        state.snapshot = snapshot;
+        let LiveState { machine, snapshot } = &mut *state;
+        machine.on_request(request, snapshot)
+    }
+
+    /// Hands the machine a new snapshot.
+    fn on_snapshot(&self, snapshot: Arc<ProxySnapshot>) -> Vec<M::Response> {
+        let mut state = self.state.lock();
+        state.snapshot = snapshot;
+        let LiveState { machine, snapshot } = &mut *state;
+        machine.on_snapshot(snapshot)
+    }
+}
+
+impl<M: StreamMachine> StatusSource for LiveStream<M> {
+    fn status(&self) -> StreamStatus {
+        let state = self.state.lock();
+        StreamStatus {
+            node_id: self.node_id.clone(),
+            resource: self.resource.clone(),
+            stream: M::KIND,
+            types: state
+                .machine
+                .status()
+                .into_iter()
+                .map(|(kind, s)| (type_label(kind), s))
+                .collect(),
+            diagnostics: state.snapshot.diagnostics.clone(),
+        }
+    }
 }
 
 fn log_nacks(proxy: &ProxyId, type_url: &str, detail: Option<&RpcStatus>) {
@@ -192,7 +232,7 @@ impl XdsService {
     async fn open_stream<M: StreamMachine>(
         &self,
         mut inbound: Streaming<M::Request>,
-        mut machine: M,
+        machine: M,
     ) -> Result<Response<ResponseStream<M::Response>>, Status>
     where
         Streaming<M::Request>: Send,
@@ -215,13 +255,15 @@ impl XdsService {
         tokio::spawn(async move {
             tokio::pin!(stop);
             let mut snapshots = hub.watch(&proxy);
-            let (id, status) = hub.register(StreamStatus {
+            let live = Arc::new(LiveStream {
                 node_id,
                 resource: proxy.to_string(),
-                stream: M::KIND,
-                types: Default::default(),
-                diagnostics: Vec::new(),
+                state: Mutex::new(LiveState {
+                    machine,
+                    snapshot: snapshots.borrow().clone(),
+                }),
             });
+            let id = hub.register(live.clone());
             tracing::info!(proxy = %proxy, stream = ?M::KIND, "stream opened");
             let mut next = Some(first);
             'stream: loop {
@@ -229,7 +271,7 @@ impl XdsService {
                     let (_, type_url, detail) = M::describe(&request);
                     log_nacks(&proxy, type_url, detail);
                     let snapshot = snapshots.borrow_and_update().clone();
-                    match machine.on_request(&request, &snapshot) {
+                    match live.on_request(&request, snapshot) {
                         Ok(responses) => {
                             for response in responses {
                                 if tx.send(Ok(response)).await.is_err() {
@@ -239,7 +281,6 @@ impl XdsService {
                         }
                         Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
                     }
-                    record(&status, machine.status(), &snapshot);
                 }
                 tokio::select! {
                     _ = &mut stop => {
@@ -255,12 +296,11 @@ impl XdsService {
                             break;
                         }
                         let snapshot = snapshots.borrow_and_update().clone();
-                        for response in machine.on_snapshot(&snapshot) {
+                        for response in live.on_snapshot(snapshot) {
                             if tx.send(Ok(response)).await.is_err() {
                                 break 'stream;
                             }
                         }
-                        record(&status, machine.status(), &snapshot);
                     }
                 }
             }

@@ -61,6 +61,14 @@ pub struct StreamStatus {
     pub diagnostics: Vec<String>,
 }
 
+/// A live stream whose status is put together only when asked for (by
+/// `GET /meshd/v1/proxies` or CSDS), so that a push or an ACK costs the stream nothing
+/// for the status view.
+pub trait StatusSource: Send + Sync {
+    /// The stream's status now.
+    fn status(&self) -> StreamStatus;
+}
+
 /// The short name of a resource type in the status view.
 pub fn type_label(kind: ResourceType) -> &'static str {
     match kind {
