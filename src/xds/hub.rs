@@ -104,6 +104,7 @@ impl Hub {
     /// Recompiles what `snapshot` changed and publishes it; returns how many proxies
     /// were recompiled.
     fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> usize {
+        let started = std::time::Instant::now();
         let mut compiled = self.compiled.lock();
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
@@ -120,6 +121,7 @@ impl Hub {
         tracing::debug!(
             recompiled = affected.len(),
             pushed,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "published a store revision"
         );
         affected.len()

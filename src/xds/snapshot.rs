@@ -3,7 +3,7 @@
 //! gets the same resource.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
@@ -24,28 +24,59 @@ pub struct XdsResource {
 }
 
 /// The resources of one type that a proxy is served, by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct TypeSnapshot {
     /// Resources by name.
     pub resources: BTreeMap<String, Arc<XdsResource>>,
+    /// The version of all the resources, worked out once: every stream of the proxy
+    /// asks for it at every push, and most select every resource.
+    version_of_all: OnceLock<String>,
 }
 
+impl PartialEq for TypeSnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.resources == other.resources
+    }
+}
+
+impl Eq for TypeSnapshot {}
+
 impl TypeSnapshot {
-    /// The version of the resources `names` select (all of them for `None`): a hash of
-    /// their names and versions, so equal content has an equal version in every process.
+    /// The resources `resources`.
+    pub fn new(resources: BTreeMap<String, Arc<XdsResource>>) -> Self {
+        Self {
+            resources,
+            version_of_all: OnceLock::new(),
+        }
+    }
+
+    /// The version of the resources `selected` (some of this snapshot's, distinct, in
+    /// name order): a hash of their names and versions, so equal content has an equal
+    /// version in every process.
     pub fn version_of<'a>(
         &'a self,
-        selected: impl Iterator<Item = &'a Arc<XdsResource>>,
+        selected: impl ExactSizeIterator<Item = &'a Arc<XdsResource>>,
     ) -> String {
-        let mut hasher = Sha256::new();
-        for resource in selected {
-            hasher.update(resource.name.as_bytes());
-            hasher.update([0]);
-            hasher.update(resource.version.as_bytes());
-            hasher.update([0]);
+        if selected.len() == self.resources.len() {
+            // Distinct resources of this snapshot, as many as it holds: all of them.
+            return self
+                .version_of_all
+                .get_or_init(|| hash_versions(self.resources.values()))
+                .clone();
         }
-        hex::encode(&hasher.finalize()[..8])
+        hash_versions(selected)
     }
+}
+
+fn hash_versions<'a>(resources: impl Iterator<Item = &'a Arc<XdsResource>>) -> String {
+    let mut hasher = Sha256::new();
+    for resource in resources {
+        hasher.update(resource.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(resource.version.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// Everything one proxy is served, by type.
@@ -163,7 +194,7 @@ impl Interner {
                     .map(|encoded| (encoded.name.clone(), intern(&mut held, kind, encoded)))
                     .collect(),
             };
-            types.insert(kind, TypeSnapshot { resources });
+            types.insert(kind, TypeSnapshot::new(resources));
         }
         if held.len() > 1024 && held.len().is_multiple_of(1024) {
             held.retain(|_, weak| weak.strong_count() > 0);
@@ -211,6 +242,53 @@ mod tests {
             ),
             ..Default::default()
         })
+    }
+
+    fn resource(name: &str, version: &str) -> Arc<XdsResource> {
+        Arc::new(XdsResource {
+            name: name.into(),
+            version: version.into(),
+            bytes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_remembered_version_of_all_resources_is_the_hash_of_all_of_them() {
+        let make = || {
+            TypeSnapshot::new(
+                [("a", "1"), ("b", "2"), ("c", "3")]
+                    .into_iter()
+                    .map(|(name, version)| (name.to_string(), resource(name, version)))
+                    .collect(),
+            )
+        };
+        let snapshot = make();
+        let all = snapshot.version_of(snapshot.resources.values());
+        assert_eq!(all, hash_versions(snapshot.resources.values()));
+        // Asked again (now remembered), and as a selection of every name.
+        let every: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|name| &snapshot.resources[*name])
+            .collect();
+        assert_eq!(snapshot.version_of(every.iter().copied()), all);
+        // A selection of some is not the version of all.
+        let some: Vec<_> = ["a", "c"]
+            .iter()
+            .map(|name| &snapshot.resources[*name])
+            .collect();
+        let of_some = snapshot.version_of(some.iter().copied());
+        assert_ne!(of_some, all);
+        assert_eq!(of_some, hash_versions(some.iter().copied()));
+        // Whether the version was worked out yet does not make two snapshots differ.
+        assert_eq!(snapshot, make());
+        // Other content, another version.
+        let other = TypeSnapshot::new(
+            [("a", "1"), ("b", "2"), ("c", "4")]
+                .into_iter()
+                .map(|(name, version)| (name.to_string(), resource(name, version)))
+                .collect(),
+        );
+        assert_ne!(other.version_of(other.resources.values()), all);
     }
 
     #[test]
