@@ -89,8 +89,9 @@ pub struct ServeArgs {
     /// Also serve xDS on this Unix socket (the App Mesh Envoy image's `unix://` endpoint).
     #[arg(long, env = "MESHD_XDS_UDS")]
     pub xds_uds: Option<std::path::PathBuf>,
-    /// Least milliseconds between two pushes to proxies (a lone change is pushed at once;
-    /// changes within this time of the last push are pushed together when it ends).
+    /// Longest push window, in milliseconds: a lone change is pushed at once; changes
+    /// within the window of the last push are pushed together when it ends. The window is
+    /// twice as long as the last publication took, at most this (0: no window).
     #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::xds::DEFAULT_DEBOUNCE.as_millis() as u64)]
     pub debounce_ms: u64,
     /// Region in ARNs.

@@ -42,6 +42,20 @@ impl Dependencies {
         self.distinct().into_iter().cloned().collect()
     }
 
+    /// Whether `other` was read from the same resources, told without building either
+    /// set when the proxy's own reads and its services' are equal one by one (as they
+    /// are when a change altered content, not what is read). `false` may be answered
+    /// for equal sets read in another order.
+    pub fn same_reads_as(&self, other: &Dependencies) -> bool {
+        self.own == other.own
+            && self.services.len() == other.services.len()
+            && self
+                .services
+                .iter()
+                .zip(&other.services)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
+    }
+
     /// Every resource read, once each, borrowed.
     pub fn distinct(&self) -> BTreeSet<&ResourceKey> {
         self.keys().collect()

@@ -28,6 +28,10 @@ pub struct Compiled {
     dependents: FxHashMap<ResourceKey, FxHashSet<ProxyId>>,
     /// Egress clusters shared between proxies, kept while their inputs are current.
     shared: SharedClusters,
+    /// Configurations replaced by the last update, dropped by [`Compiled::drop_replaced`]
+    /// (or at the next update) so that freeing them need not delay publishing the new
+    /// ones.
+    replaced: Vec<Arc<ProxyConfig>>,
 }
 
 impl Compiled {
@@ -73,6 +77,17 @@ impl Compiled {
 
     /// Keeps `config` as `proxy`'s, and indexes the resources it was compiled from.
     fn record(&mut self, proxy: ProxyId, config: ProxyConfig, dependencies: Dependencies) {
+        if let Some(old) = self.proxies.insert(proxy.clone(), Arc::new(config)) {
+            self.replaced.push(old);
+        }
+        if let Some(old) = self.dependencies.get(&proxy)
+            && old.same_reads_as(&dependencies)
+        {
+            // The same inputs as before (a change of content, not of what is read):
+            // the index holds them already.
+            self.dependencies.insert(proxy, dependencies);
+            return;
+        }
         if let Some(old) = self.dependencies.remove(&proxy) {
             for key in old.distinct() {
                 if let Some(set) = self.dependents.get_mut(key) {
@@ -96,13 +111,18 @@ impl Compiled {
                 }
             }
         }
-        self.dependencies.insert(proxy.clone(), dependencies);
-        self.proxies.insert(proxy, Arc::new(config));
+        self.dependencies.insert(proxy, dependencies);
+    }
+
+    /// Frees the configurations the last updates replaced (those no stream holds).
+    pub fn drop_replaced(&mut self) {
+        self.replaced.clear();
     }
 
     /// Moves to `snapshot`, recompiling only the proxies whose inputs changed. Returns
     /// the proxies whose configuration was recompiled (including new ones).
     pub fn update(&mut self, snapshot: Arc<Snapshot>) -> BTreeSet<ProxyId> {
+        self.drop_replaced();
         let changes = snapshot.changes_since(&self.snapshot);
         self.snapshot = snapshot;
         if !changes.is_empty() {

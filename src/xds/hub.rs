@@ -18,9 +18,26 @@ use crate::store::Store;
 use super::snapshot::{Interner, ProxySnapshot};
 use super::status::{StatusSource, StreamStatus};
 
-/// The least time between two pushes: a change after a quiet period is pushed at once;
-/// changes that arrive sooner are coalesced into one push when the period ends.
+/// The longest push window: a change after a quiet period is pushed at once; changes
+/// that arrive within the window of the last push are coalesced into one push when it
+/// ends. The window is twice as long as the last publication took, at most this.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// The window after a publication that took `took`: twice that, so that a burst of
+/// writes keeps the hub busy a third of the time at most, but never longer than
+/// `longest`. A quick publication (a small change) leaves a short window, so a change
+/// made right after the previous one reached the proxies does not wait for long.
+pub fn push_window(took: Duration, longest: Duration) -> Duration {
+    took.saturating_mul(2).min(longest)
+}
+
+/// What one publication did.
+struct Publication {
+    /// How many proxies were recompiled.
+    recompiled: usize,
+    /// How long recompiling, encoding and handing them to their streams took.
+    took: Duration,
+}
 
 /// Shared state of the xDS server.
 pub struct Hub {
@@ -64,9 +81,10 @@ impl Hub {
 
     /// Follows the store until it is dropped: after each change, recompiles the affected
     /// proxies and publishes their new configuration. A change after a quiet period goes
-    /// out at once; changes within `debounce` of the last push wait for the period to end
-    /// and go out together (the latest snapshot wins), so a burst of writes costs one
-    /// recompilation per period, not one per write.
+    /// out at once; changes within the push window of the last push ([`push_window`]:
+    /// twice the time that publication took, at most `debounce`) wait for it to end and
+    /// go out together (the latest snapshot wins), so a burst of writes costs one
+    /// recompilation per window, not one per write.
     pub async fn run(self: Arc<Self>) {
         self.run_until(std::future::pending()).await
     }
@@ -78,15 +96,15 @@ impl Hub {
         let mut feed = self.store.subscribe();
         // Writes made between `new` and now are not marked as changes: catch up first.
         feed.mark_changed();
-        let mut last_push: Option<tokio::time::Instant> = None;
+        let mut window_end: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
                 () = &mut stop => return,
             }
-            if let Some(last) = last_push {
+            if let Some(end) = window_end {
                 tokio::select! {
-                    () = tokio::time::sleep_until(last + self.debounce) => {}
+                    () = tokio::time::sleep_until(end) => {}
                     () = &mut stop => return,
                 }
             }
@@ -94,8 +112,10 @@ impl Hub {
             let snapshot = feed.borrow_and_update().clone();
             let hub = self.clone();
             match tokio::task::spawn_blocking(move || hub.publish(snapshot)).await {
-                Ok(0) => {}
-                Ok(_) => last_push = Some(started),
+                Ok(publication) if publication.recompiled == 0 => {}
+                Ok(publication) => {
+                    window_end = Some(started + push_window(publication.took, self.debounce));
+                }
                 Err(err) => tracing::error!("publishing a new configuration failed: {err}"),
             }
         }
@@ -103,7 +123,7 @@ impl Hub {
 
     /// Recompiles what `snapshot` changed and publishes it; returns how many proxies
     /// were recompiled.
-    fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> usize {
+    fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> Publication {
         let started = std::time::Instant::now();
         let mut compiled = self.compiled.lock();
         let affected = compiled.update(snapshot);
@@ -118,13 +138,20 @@ impl Hub {
                 }
             }
         }
+        let took = started.elapsed();
         tracing::debug!(
             recompiled = affected.len(),
             pushed,
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = took.as_micros() as u64,
             "published a store revision"
         );
-        affected.len()
+        // Only now, with every stream told: freeing the old configurations takes a
+        // while.
+        compiled.drop_replaced();
+        Publication {
+            recompiled: affected.len(),
+            took,
+        }
     }
 
     /// Registers a stream, whose status is read from `source` when asked for; returns
@@ -179,7 +206,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lone_change_is_pushed_at_once_and_a_burst_in_one_push_after_the_window() {
+    async fn a_lone_change_is_pushed_at_once_and_a_burst_ends_with_its_last_state() {
         let store = Arc::new(Store::in_memory(Default::default()));
         crate::definition::put(&store, &serde_json::json!({"meshName": "m"})).unwrap();
         node_on_port(&store, 8000);
@@ -201,15 +228,31 @@ mod tests {
             .unwrap();
         assert_eq!(**pushed.borrow_and_update(), expected(&store));
 
-        // Changes right after a push wait for the window and go out as one.
+        // Changes right after a push go out when the window ends (how many of them in
+        // one push depends on how long that window is): the proxy ends with the last.
         for port in [8002, 8003, 8004] {
             node_on_port(&store, port);
         }
-        tokio::time::timeout(window * 3, pushed.changed())
-            .await
-            .expect("the burst is pushed when the window ends")
-            .unwrap();
-        assert_eq!(**pushed.borrow_and_update(), expected(&store));
+        let last = expected(&store);
+        tokio::time::timeout(window * 3, async {
+            while **pushed.borrow_and_update() != last {
+                pushed.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the burst's last state is pushed");
+    }
+
+    #[test]
+    fn the_push_window_is_twice_the_publication_at_most_the_longest() {
+        let longest = Duration::from_millis(20);
+        assert_eq!(
+            push_window(Duration::from_millis(3), longest),
+            Duration::from_millis(6)
+        );
+        assert_eq!(push_window(Duration::from_millis(10), longest), longest);
+        assert_eq!(push_window(Duration::from_millis(150), longest), longest);
+        assert_eq!(push_window(Duration::ZERO, longest), Duration::ZERO);
     }
 
     /// A write that lands after the hub is made but before its task first runs (meshd
