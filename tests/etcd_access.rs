@@ -36,9 +36,33 @@ async fn a_write_through_one_reaches_the_other(a: &MeshdProcess, b: &MeshdProces
     .await;
 }
 
+/// A replica on the etcd at `endpoints`, reached with the `access` flags.
+async fn replica(endpoints: &str, access: &[&str]) -> MeshdProcess {
+    let mut args = vec![
+        "--xds-addr",
+        "127.0.0.1:0",
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        endpoints,
+    ];
+    args.extend_from_slice(access);
+    MeshdProcess::start(&args).await
+}
+
+/// What meshd says when, on the etcd at `endpoints` with the `access` flags, it refuses
+/// to start (it must).
+async fn refusal(endpoints: &str, access: &[&str]) -> String {
+    let mut args = vec!["--store", "etcd", "--etcd-endpoints", endpoints];
+    args.extend_from_slice(access);
+    let (status, stderr) = MeshdProcess::refusal(&args).await;
+    assert!(!status.success(), "meshd should refuse to start: {stderr}");
+    stderr
+}
+
 /// Two replicas on an etcd that accepts only clients with a certificate of its CA share
-/// their writes; a meshd without a client certificate, or with a CA that did not sign
-/// etcd's certificate, refuses to start and says so.
+/// their writes; a meshd without a client certificate, or without a CA to check etcd's
+/// certificate against, refuses to start and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_reach_an_etcd_that_requires_client_certificates() {
     let pki = TestPki::new();
@@ -60,13 +84,7 @@ async fn replicas_reach_an_etcd_that_requires_client_certificates() {
         client_cert.display().to_string(),
         client_key.display().to_string(),
     );
-    let tls_args = [
-        "--xds-addr",
-        "127.0.0.1:0",
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
-        &all,
+    let tls = [
         "--etcd-cacert",
         &ca,
         "--etcd-cert",
@@ -74,44 +92,21 @@ async fn replicas_reach_an_etcd_that_requires_client_certificates() {
         "--etcd-key",
         &client_key,
     ];
-    let a = MeshdProcess::start(&tls_args).await;
-    let b = MeshdProcess::start(&tls_args).await;
+    let a = replica(&all, &tls).await;
+    let b = replica(&all, &tls).await;
     a_write_through_one_reaches_the_other(&a, &b, "over-tls").await;
 
     // Without a client certificate, etcd refuses the connection.
-    let (status, stderr) = MeshdProcess::refusal(&[
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
-        &all,
-        "--etcd-cacert",
-        &ca,
-    ])
-    .await;
-    assert!(!status.success(), "{stderr}");
-    assert!(
-        stderr.contains("cannot load the store from etcd"),
-        "{stderr}"
-    );
+    let said = refusal(&all, &["--etcd-cacert", &ca]).await;
+    assert!(said.contains("cannot load the store from etcd"), "{said}");
 
     // An https:// endpoint without a CA to check it against is refused before connecting.
-    let (status, stderr) =
-        MeshdProcess::refusal(&["--store", "etcd", "--etcd-endpoints", &all]).await;
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("--etcd-cacert"), "{stderr}");
+    let said = refusal(&all, &[]).await;
+    assert!(said.contains("--etcd-cacert"), "{said}");
 
     // A CA file that cannot be read is named.
-    let (status, stderr) = MeshdProcess::refusal(&[
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
-        &all,
-        "--etcd-cacert",
-        "/nonexistent/ca.pem",
-    ])
-    .await;
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    let said = refusal(&all, &["--etcd-cacert", "/nonexistent/ca.pem"]).await;
+    assert!(said.contains("/nonexistent/ca.pem"), "{said}");
 }
 
 /// With etcd's authentication on, replicas with the user's password share their writes,
@@ -151,49 +146,36 @@ async fn replicas_authenticate_with_a_user_and_password() {
     admin.auth_enable().await.expect("authentication on");
 
     // Anonymous clients are refused now.
-    let (status, stderr) =
-        MeshdProcess::refusal(&["--store", "etcd", "--etcd-endpoints", &all]).await;
-    assert!(!status.success(), "{stderr}");
-    assert!(
-        stderr.contains("cannot load the store from etcd"),
-        "{stderr}"
-    );
+    let said = refusal(&all, &[]).await;
+    assert!(said.contains("cannot load the store from etcd"), "{said}");
 
     // A wrong password is refused with etcd's reason.
-    let (status, stderr) = MeshdProcess::refusal(&[
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
+    let said = refusal(
         &all,
-        "--etcd-username",
-        "meshd",
-        "--etcd-password",
-        "not-the-password",
-    ])
+        &[
+            "--etcd-username",
+            "meshd",
+            "--etcd-password",
+            "not-the-password",
+        ],
+    )
     .await;
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("authentication failed"), "{stderr}");
-    assert!(!stderr.contains("not-the-password"), "{stderr}");
+    assert!(said.contains("authentication failed"), "{said}");
+    assert!(!said.contains("not-the-password"), "{said}");
 
     // The first member is down while the replicas start: they authenticate with the
     // others.
     etcd[0].kill();
     etcd[1].wait_healthy().await;
     etcd[2].wait_healthy().await;
-    let args = [
-        "--xds-addr",
-        "127.0.0.1:0",
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
-        &all,
+    let user = [
         "--etcd-username",
         "meshd",
         "--etcd-password",
         "meshd-password",
     ];
-    let a = MeshdProcess::start(&args).await;
-    let b = MeshdProcess::start(&args).await;
+    let a = replica(&all, &user).await;
+    let b = replica(&all, &user).await;
     a_write_through_one_reaches_the_other(&a, &b, "authenticated").await;
     for replica in [&a, &b] {
         assert!(
