@@ -15,149 +15,9 @@ use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::error::ProvideErrorMetadata;
 use aws_sdk_appmesh::types::*;
 use common::process::MeshdProcess;
+use common::specs::*;
 use meshd::compile::{EncodedResource, ProxyId, ResourceType, compile_all};
 use meshd::store::{DATA_FILE, FORMAT_VERSION, Limits, OpenError, Snapshot, Store, StoreConfig};
-
-// ---------------------------------------------------------------------------------------
-// Specs
-// ---------------------------------------------------------------------------------------
-
-fn port_mapping(port: i32) -> PortMapping {
-    PortMapping::builder()
-        .port(port)
-        .protocol(PortProtocol::Http)
-        .build()
-        .unwrap()
-}
-
-/// A virtual node with one http listener on `port`, DNS discovery of `hostname` and
-/// `backends` (virtual service names).
-fn node_spec(port: i32, hostname: &str, backends: &[&str]) -> VirtualNodeSpec {
-    let backends = backends
-        .iter()
-        .map(|service| {
-            Backend::VirtualService(
-                VirtualServiceBackend::builder()
-                    .virtual_service_name(*service)
-                    .build()
-                    .unwrap(),
-            )
-        })
-        .collect();
-    VirtualNodeSpec::builder()
-        .listeners(Listener::builder().port_mapping(port_mapping(port)).build())
-        .service_discovery(ServiceDiscovery::Dns(
-            DnsServiceDiscovery::builder()
-                .hostname(hostname)
-                .build()
-                .unwrap(),
-        ))
-        .set_backends(Some(backends))
-        .build()
-}
-
-fn router_spec(port: i32) -> VirtualRouterSpec {
-    VirtualRouterSpec::builder()
-        .listeners(
-            VirtualRouterListener::builder()
-                .port_mapping(port_mapping(port))
-                .build(),
-        )
-        .build()
-}
-
-fn route_spec(prefix: &str, targets: &[(&str, i32)]) -> RouteSpec {
-    let targets = targets
-        .iter()
-        .map(|(node, weight)| {
-            WeightedTarget::builder()
-                .virtual_node(*node)
-                .weight(*weight)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    RouteSpec::builder()
-        .http_route(
-            HttpRoute::builder()
-                .r#match(HttpRouteMatch::builder().prefix(prefix).build())
-                .action(
-                    HttpRouteAction::builder()
-                        .set_weighted_targets(Some(targets))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-}
-
-fn router_provided(router: &str) -> VirtualServiceSpec {
-    VirtualServiceSpec::builder()
-        .provider(VirtualServiceProvider::VirtualRouter(
-            VirtualRouterServiceProvider::builder()
-                .virtual_router_name(router)
-                .build()
-                .unwrap(),
-        ))
-        .build()
-}
-
-fn node_provided(node: &str) -> VirtualServiceSpec {
-    VirtualServiceSpec::builder()
-        .provider(VirtualServiceProvider::VirtualNode(
-            VirtualNodeServiceProvider::builder()
-                .virtual_node_name(node)
-                .build()
-                .unwrap(),
-        ))
-        .build()
-}
-
-fn gateway_spec(port: i32) -> VirtualGatewaySpec {
-    VirtualGatewaySpec::builder()
-        .listeners(
-            VirtualGatewayListener::builder()
-                .port_mapping(
-                    VirtualGatewayPortMapping::builder()
-                        .port(port)
-                        .protocol(VirtualGatewayPortProtocol::Http)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-        .unwrap()
-}
-
-fn gateway_route_spec(prefix: &str, service: &str) -> GatewayRouteSpec {
-    GatewayRouteSpec::builder()
-        .http_route(
-            HttpGatewayRoute::builder()
-                .r#match(HttpGatewayRouteMatch::builder().prefix(prefix).build())
-                .action(
-                    HttpGatewayRouteAction::builder()
-                        .target(
-                            GatewayRouteTarget::builder()
-                                .virtual_service(
-                                    GatewayRouteVirtualService::builder()
-                                        .virtual_service_name(service)
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-}
-
-fn tag(key: &str, value: &str) -> TagRef {
-    TagRef::builder().key(key).value(value).build().unwrap()
-}
 
 // ---------------------------------------------------------------------------------------
 // What a user sees
@@ -412,7 +272,7 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .create_virtual_router()
         .mesh_name("shop")
         .virtual_router_name("catalog-router")
-        .spec(router_spec(9080))
+        .spec(router_spec(&[9080]))
         .send()
         .await
         .unwrap();
@@ -421,7 +281,11 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .mesh_name("shop")
         .virtual_router_name("catalog-router")
         .route_name("split")
-        .spec(route_spec("/", &[("catalog-v1", 90), ("catalog-v2", 10)]))
+        .spec(http_route_spec(
+            "/",
+            &[("catalog-v1", 90), ("catalog-v2", 10)],
+            None,
+        ))
         .tags(tag("rollout", "canary"))
         .tags(tag("owner", "catalog"))
         .send()
@@ -432,7 +296,11 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .mesh_name("shop")
         .virtual_router_name("catalog-router")
         .route_name("split")
-        .spec(route_spec("/", &[("catalog-v1", 50), ("catalog-v2", 50)]))
+        .spec(http_route_spec(
+            "/",
+            &[("catalog-v1", 50), ("catalog-v2", 50)],
+            None,
+        ))
         .send()
         .await
         .unwrap();
@@ -457,7 +325,7 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .create_virtual_gateway()
         .mesh_name("shop")
         .virtual_gateway_name("ingress")
-        .spec(gateway_spec(8443))
+        .spec(gateway_spec(&[8443], VirtualGatewayPortProtocol::Http))
         .send()
         .await
         .unwrap();
@@ -466,7 +334,7 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .mesh_name("shop")
         .virtual_gateway_name("ingress")
         .gateway_route_name("to-web")
-        .spec(gateway_route_spec("/", "web.shop.local"))
+        .spec(gateway_route_spec("/", "web.shop.local", None))
         .send()
         .await
         .unwrap();

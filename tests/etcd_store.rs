@@ -9,14 +9,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
-use aws_sdk_appmesh::types::{
-    DnsServiceDiscovery, HttpRoute, HttpRouteAction, HttpRouteMatch, Listener, PortMapping,
-    PortProtocol, RouteSpec, ServiceDiscovery, TagRef, VirtualNodeSpec, VirtualRouterListener,
-    VirtualRouterSpec, WeightedTarget,
-};
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, free_port, meshd_proxies};
 use common::etcd::{endpoints, etcd_cluster};
 use common::process::MeshdProcess;
+use common::specs::{http_route_spec, node_spec, router_spec, tag};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -111,66 +107,6 @@ fn exists(status: u16, _: &str) -> bool {
 // App Mesh resources
 // ---------------------------------------------------------------------------------------
 
-fn node_spec(port: i32, hostname: &str) -> VirtualNodeSpec {
-    VirtualNodeSpec::builder()
-        .listeners(
-            Listener::builder()
-                .port_mapping(
-                    PortMapping::builder()
-                        .port(port)
-                        .protocol(PortProtocol::Http)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .service_discovery(ServiceDiscovery::Dns(
-            DnsServiceDiscovery::builder()
-                .hostname(hostname)
-                .build()
-                .unwrap(),
-        ))
-        .build()
-}
-
-fn router_spec() -> VirtualRouterSpec {
-    VirtualRouterSpec::builder()
-        .listeners(
-            VirtualRouterListener::builder()
-                .port_mapping(
-                    PortMapping::builder()
-                        .port(8080)
-                        .protocol(PortProtocol::Http)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-}
-
-fn route_spec(target: &str) -> RouteSpec {
-    RouteSpec::builder()
-        .http_route(
-            HttpRoute::builder()
-                .r#match(HttpRouteMatch::builder().prefix("/").build())
-                .action(
-                    HttpRouteAction::builder()
-                        .weighted_targets(
-                            WeightedTarget::builder()
-                                .virtual_node(target)
-                                .weight(1)
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
-}
-
 async fn create_mesh(replica: &Replica, mesh: &str) {
     replica
         .client
@@ -187,7 +123,7 @@ async fn create_node(replica: &Replica, mesh: &str, name: &str, port: i32) {
         .create_virtual_node()
         .mesh_name(mesh)
         .virtual_node_name(name)
-        .spec(node_spec(port, &format!("{name}.local")))
+        .spec(node_spec(port, &format!("{name}.local"), &[]))
         .send()
         .await
         .unwrap_or_else(|err| panic!("create virtual node {name}: {err:?}"));
@@ -224,7 +160,7 @@ async fn concurrent_creates_of_one_name_through_two_replicas_conflict() {
                 .create_virtual_node()
                 .mesh_name("race")
                 .virtual_node_name(&name)
-                .spec(node_spec(port, &format!("{name}.local")))
+                .spec(node_spec(port, &format!("{name}.local"), &[]))
                 .send()
         };
         let (first, second) = tokio::join!(create(&a, 8080), create(&b, 9090));
@@ -276,7 +212,7 @@ async fn concurrent_updates_through_two_replicas_are_never_lost() {
                         .update_virtual_node()
                         .mesh_name("m")
                         .virtual_node_name("n")
-                        .spec(node_spec(8080, &hostname))
+                        .spec(node_spec(8080, &hostname, &[]))
                         .send()
                         .await;
                     answers.push((hostname, result));
@@ -332,7 +268,7 @@ async fn a_delete_racing_a_create_under_it_keeps_referential_integrity() {
             .create_virtual_router()
             .mesh_name("m")
             .virtual_router_name(&router)
-            .spec(router_spec())
+            .spec(router_spec(&[8080]))
             .send()
             .await
             .unwrap();
@@ -349,7 +285,7 @@ async fn a_delete_racing_a_create_under_it_keeps_referential_integrity() {
                 .mesh_name("m")
                 .virtual_router_name(&router)
                 .route_name("route")
-                .spec(route_spec("target"))
+                .spec(http_route_spec("/", &[("target", 1)], None))
                 .send()
         );
         match (&delete, &create) {
@@ -414,7 +350,7 @@ async fn update_web(replica: &Replica, port: i32) {
         .update_virtual_node()
         .mesh_name("m")
         .virtual_node_name("web")
-        .spec(node_spec(port, "web.local"))
+        .spec(node_spec(port, "web.local", &[]))
         .send()
         .await
         .unwrap();
@@ -592,8 +528,8 @@ async fn a_restarted_replica_loads_the_same_resources() {
         .create_virtual_node()
         .mesh_name("m")
         .virtual_node_name("web")
-        .spec(node_spec(8080, "web.local"))
-        .tags(TagRef::builder().key("team").value("a").build().unwrap())
+        .spec(node_spec(8080, "web.local", &[]))
+        .tags(tag("team", "a"))
         .client_token("token-1")
         .send()
         .await
@@ -632,8 +568,8 @@ async fn a_restarted_replica_loads_the_same_resources() {
         .create_virtual_node()
         .mesh_name("m")
         .virtual_node_name("web")
-        .spec(node_spec(8080, "web.local"))
-        .tags(TagRef::builder().key("team").value("a").build().unwrap())
+        .spec(node_spec(8080, "web.local", &[]))
+        .tags(tag("team", "a"))
         .client_token("token-1")
         .send()
         .await
@@ -832,7 +768,7 @@ async fn first_write_after_an_election(replica: &Replica) {
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("first")
-            .spec(node_spec(8080, "first.local"))
+            .spec(node_spec(8080, "first.local", &[]))
             .send()
             .await
         {
@@ -854,7 +790,7 @@ async fn update_node(replica: &Replica, name: &str) {
         .update_virtual_node()
         .mesh_name("m")
         .virtual_node_name(name)
-        .spec(node_spec(8081, &format!("{name}.local")))
+        .spec(node_spec(8081, &format!("{name}.local"), &[]))
         .send()
         .await
         .unwrap();

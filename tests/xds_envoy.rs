@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::types::{
-    Backend, DnsServiceDiscovery, HttpRoute, HttpRouteAction, HttpRouteMatch, Listener,
-    ListenerTls, ListenerTlsCertificate, ListenerTlsFileCertificate, ListenerTlsMode, PortMapping,
-    PortProtocol, RouteSpec, ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener,
-    VirtualRouterServiceProvider, VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider,
-    VirtualServiceSpec, WeightedTarget,
+    Backend, DnsServiceDiscovery, Listener, ListenerTls, ListenerTlsCertificate,
+    ListenerTlsFileCertificate, ListenerTlsMode, PortMapping, PortProtocol, RouteSpec,
+    ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener, VirtualRouterServiceProvider,
+    VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider, VirtualServiceSpec,
 };
 use common::envoy::{
     ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, listener_entry, listener_names,
@@ -129,28 +128,9 @@ fn strict_tls_with_missing_files(mode: ListenerTlsMode) -> ListenerTls {
         .unwrap()
 }
 
+/// The route of `api-router`: `/` to blue and green with these weights.
 fn route_spec(blue: i32, green: i32) -> RouteSpec {
-    let target = |node: &str, weight: i32| {
-        WeightedTarget::builder()
-            .virtual_node(node)
-            .weight(weight)
-            .build()
-            .unwrap()
-    };
-    RouteSpec::builder()
-        .http_route(
-            HttpRoute::builder()
-                .r#match(HttpRouteMatch::builder().prefix("/").build())
-                .action(
-                    HttpRouteAction::builder()
-                        .weighted_targets(target("blue", blue))
-                        .weighted_targets(target("green", green))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .build()
+    common::specs::http_route_spec("/", &[("blue", blue), ("green", green)], None)
 }
 
 /// The mesh `demo`: nodes `blue` and `green` (http 9080), router `api-router` with the

@@ -4,6 +4,7 @@
 pub mod envoy;
 pub mod etcd;
 pub mod process;
+pub mod specs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
