@@ -31,7 +31,9 @@ use crate::store::Snapshot;
 
 pub use check::{DanglingReference, check_references};
 pub use incremental::Compiled;
-pub use output::{CompiledProxy, EncodedResource, ProxyConfig, ResourceType, content_version};
+pub use output::{
+    CompiledProxy, EncodedResource, ProxyConfig, ResourceType, content_version, set_version,
+};
 pub use proxy::{InvalidProxyId, ProxyId, ProxyKind};
 
 /// Compiles the configuration of `proxy` from `snapshot`. A proxy whose resource does

@@ -82,23 +82,41 @@ pub struct EncodedResource {
     pub version: String,
 }
 
+impl EncodedResource {
+    /// `message`, named `name`, encoded with its content version.
+    pub fn of(name: &str, message: &impl Message) -> Self {
+        let bytes = message.encode_to_vec();
+        EncodedResource {
+            name: name.to_string(),
+            version: content_version(&bytes),
+            bytes,
+        }
+    }
+}
+
 /// The content version of encoded bytes: the first 16 hex digits of their SHA-256.
 pub fn content_version(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
 
+/// The version of a set of resources, from their names and content versions in order:
+/// equal sets have equal versions in every process.
+pub fn set_version<'a>(resources: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, version) in resources {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(version.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
 fn encode<'a, M: Message + 'a>(
     map: impl Iterator<Item = (&'a String, &'a M)>,
 ) -> Vec<EncodedResource> {
-    map.map(|(name, message)| {
-        let bytes = message.encode_to_vec();
-        EncodedResource {
-            name: name.clone(),
-            version: content_version(&bytes),
-            bytes,
-        }
-    })
-    .collect()
+    map.map(|(name, message)| EncodedResource::of(name, message))
+        .collect()
 }
 
 impl ProxyConfig {
@@ -114,14 +132,12 @@ impl ProxyConfig {
 
     /// A version for a whole resource type: the hash of its resources' names and versions.
     pub fn type_version(&self, kind: ResourceType) -> String {
-        let mut hasher = Sha256::new();
-        for resource in self.encoded(kind) {
-            hasher.update(resource.name.as_bytes());
-            hasher.update([0]);
-            hasher.update(resource.version.as_bytes());
-            hasher.update([0]);
-        }
-        hex::encode(&hasher.finalize()[..8])
+        let encoded = self.encoded(kind);
+        set_version(
+            encoded
+                .iter()
+                .map(|r| (r.name.as_str(), r.version.as_str())),
+        )
     }
 }
 

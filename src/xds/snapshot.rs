@@ -7,10 +7,8 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
-use prost::Message;
-use sha2::{Digest, Sha256};
 
-use crate::compile::{EncodedResource, ProxyConfig, ResourceType, content_version};
+use crate::compile::{EncodedResource, ProxyConfig, ResourceType, set_version};
 
 /// One encoded xDS resource.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,14 +67,7 @@ impl TypeSnapshot {
 }
 
 fn hash_versions<'a>(resources: impl Iterator<Item = &'a Arc<XdsResource>>) -> String {
-    let mut hasher = Sha256::new();
-    for resource in resources {
-        hasher.update(resource.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(resource.version.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(&hasher.finalize()[..8])
+    set_version(resources.map(|r| (r.name.as_str(), r.version.as_str())))
 }
 
 /// Everything one proxy is served, by type.
@@ -176,14 +167,7 @@ impl Interner {
                     .iter()
                     .map(|(name, cluster)| {
                         let encoded = clusters.get_or_encode(name, cluster, || {
-                            let bytes = cluster.encode_to_vec();
-                            let version = content_version(&bytes);
-                            let encoded = EncodedResource {
-                                name: name.clone(),
-                                bytes,
-                                version,
-                            };
-                            intern(&mut held, kind, encoded)
+                            intern(&mut held, kind, EncodedResource::of(name, cluster.as_ref()))
                         });
                         (name.clone(), encoded)
                     })
@@ -222,6 +206,8 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::content_version;
+    use prost::Message;
 
     fn config_with(clusters: &[(&str, &Arc<Cluster>)]) -> ProxyConfig {
         ProxyConfig {
