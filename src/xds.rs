@@ -10,7 +10,7 @@ mod sotw;
 mod status;
 
 pub use delta::DeltaStream;
-pub use hub::{DEFAULT_DEBOUNCE, Hub, push_window};
+pub use hub::{DEFAULT_DEBOUNCE, Hub};
 pub use server::{XdsService, identify};
 pub use snapshot::{Interner, ProxySnapshot, TypeSnapshot, XdsResource};
 pub use sotw::{ProtocolError, SotwStream, Subscription};

@@ -27,7 +27,7 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
 /// writes keeps the hub busy a third of the time at most, but never longer than
 /// `longest`. A quick publication (a small change) leaves a short window, so a change
 /// made right after the previous one reached the proxies does not wait for long.
-pub fn push_window(took: Duration, longest: Duration) -> Duration {
+fn push_window(took: Duration, longest: Duration) -> Duration {
     took.saturating_mul(2).min(longest)
 }
 
@@ -81,7 +81,7 @@ impl Hub {
 
     /// Follows the store until it is dropped: after each change, recompiles the affected
     /// proxies and publishes their new configuration. A change after a quiet period goes
-    /// out at once; changes within the push window of the last push ([`push_window`]:
+    /// out at once; changes within the push window of the last push (`push_window`:
     /// twice the time that publication took, at most `debounce`) wait for it to end and
     /// go out together (the latest snapshot wins), so a burst of writes costs one
     /// recompilation per window, not one per write.
@@ -121,8 +121,8 @@ impl Hub {
         }
     }
 
-    /// Recompiles what `snapshot` changed and publishes it; returns how many proxies
-    /// were recompiled.
+    /// Recompiles what `snapshot` changed and publishes it; says how many proxies were
+    /// recompiled and how long it took until every stream was told.
     fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> Publication {
         let started = std::time::Instant::now();
         let mut compiled = self.compiled.lock();
