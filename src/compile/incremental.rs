@@ -80,28 +80,27 @@ impl Compiled {
         if let Some(old) = self.proxies.insert(proxy.clone(), Arc::new(config)) {
             self.replaced.push(old);
         }
-        if let Some(old) = self.dependencies.get(&proxy)
-            && old.same_reads_as(&dependencies)
-        {
-            // The same inputs as before (a change of content, not of what is read):
-            // the index holds them already.
-            self.dependencies.insert(proxy, dependencies);
-            return;
-        }
-        if let Some(old) = self.dependencies.remove(&proxy) {
-            for key in old.distinct() {
-                if let Some(set) = self.dependents.get_mut(key) {
-                    set.remove(&proxy);
-                    if set.is_empty() {
-                        self.dependents.remove(key);
-                    }
-                }
+        let reads_as_before = match self.dependencies.remove(&proxy) {
+            // A change of content, not of what is read: the index holds these already.
+            Some(old) if old.same_reads_as(&dependencies) => true,
+            Some(old) => {
+                self.unindex(&proxy, &old);
+                false
             }
+            None => false,
+        };
+        if !reads_as_before {
+            self.index(&proxy, &dependencies);
         }
+        self.dependencies.insert(proxy, dependencies);
+    }
+
+    /// Indexes `proxy` under every resource it was compiled from.
+    fn index(&mut self, proxy: &ProxyId, dependencies: &Dependencies) {
         for key in dependencies.distinct() {
             match self.dependents.get_mut(key) {
                 Some(set) => {
-                    if !set.contains(&proxy) {
+                    if !set.contains(proxy) {
                         set.insert(proxy.clone());
                     }
                 }
@@ -111,7 +110,18 @@ impl Compiled {
                 }
             }
         }
-        self.dependencies.insert(proxy, dependencies);
+    }
+
+    /// Removes `proxy` from the index entries of the resources it was compiled from.
+    fn unindex(&mut self, proxy: &ProxyId, dependencies: &Dependencies) {
+        for key in dependencies.distinct() {
+            if let Some(set) = self.dependents.get_mut(key) {
+                set.remove(proxy);
+                if set.is_empty() {
+                    self.dependents.remove(key);
+                }
+            }
+        }
     }
 
     /// Frees the configurations the last updates replaced (those no stream holds).
