@@ -2,7 +2,7 @@
 //! with TLS (etcd's server certificate and client-certificate authentication, from a CA
 //! made for the test).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -233,11 +233,6 @@ impl EtcdMember {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// The member's data directory's parent (for files a test keeps beside it).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
