@@ -21,48 +21,14 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_appmesh::Client;
-use aws_sdk_appmesh::types::{
-    DnsServiceDiscovery, Listener, PortMapping, PortProtocol, ServiceDiscovery, VirtualNodeSpec,
-};
 use meshd::api::Account;
 use meshd::server::{self, ServerConfig};
 use meshd::store::StoreConfig;
 
-fn client(addr: std::net::SocketAddr) -> Client {
-    let credentials =
-        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");
-    let config = aws_sdk_appmesh::Config::builder()
-        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
-        .region(aws_sdk_appmesh::config::Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(format!("http://{addr}"))
-        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(config)
-}
-
-fn node_spec(port: i32, hostname: &str) -> VirtualNodeSpec {
-    VirtualNodeSpec::builder()
-        .listeners(
-            Listener::builder()
-                .port_mapping(
-                    PortMapping::builder()
-                        .port(port)
-                        .protocol(PortProtocol::Http)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .service_discovery(ServiceDiscovery::Dns(
-            DnsServiceDiscovery::builder()
-                .hostname(hostname)
-                .build()
-                .unwrap(),
-        ))
-        .build()
-}
+/// The SDK client and spec builders the tests use (they need nothing but the SDK).
+#[path = "../tests/common/sdk.rs"]
+#[allow(dead_code)]
+mod sdk;
 
 /// The `p`-th percentile (0–100) of sorted `latencies`, in milliseconds.
 fn percentile(latencies: &[Duration], p: usize) -> f64 {
@@ -89,7 +55,7 @@ async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: us
         ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
     };
     let server = server::start(config).await.expect("meshd starts");
-    let client = client(server.api_addr);
+    let client = sdk::sdk_client(server.api_addr);
     client
         .create_mesh()
         .mesh_name("bench")
@@ -106,7 +72,7 @@ async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: us
             .create_virtual_node()
             .mesh_name("bench")
             .virtual_node_name(&name)
-            .spec(node_spec(8080, &format!("{name}.local")))
+            .spec(sdk::node_spec(8080, &format!("{name}.local"), &[]))
             .send()
             .await
             .unwrap();
@@ -129,7 +95,11 @@ async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: us
                         .update_virtual_node()
                         .mesh_name("bench")
                         .virtual_node_name(&name)
-                        .spec(node_spec(1 + update as i32, &format!("{name}.local")))
+                        .spec(sdk::node_spec(
+                            1 + update as i32,
+                            &format!("{name}.local"),
+                            &[],
+                        ))
                         .send()
                         .await
                         .unwrap();

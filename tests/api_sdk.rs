@@ -13,7 +13,7 @@ use aws_sdk_appmesh::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_appmesh::types::*;
 use meshd::store::Limits;
 
-use common::specs::*;
+use common::sdk::*;
 use common::{ACCOUNT_ID, arn};
 
 // ---------------------------------------------------------------------------------------

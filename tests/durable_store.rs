@@ -15,7 +15,7 @@ use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::error::ProvideErrorMetadata;
 use aws_sdk_appmesh::types::*;
 use common::process::MeshdProcess;
-use common::specs::*;
+use common::sdk::*;
 use meshd::compile::{EncodedResource, ProxyId, ResourceType, compile_all};
 use meshd::store::{DATA_FILE, FORMAT_VERSION, Limits, OpenError, Snapshot, Store, StoreConfig};
 

@@ -12,7 +12,7 @@ use aws_sdk_appmesh::Client;
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, free_port, meshd_proxies};
 use common::etcd::{endpoints, etcd_cluster};
 use common::process::MeshdProcess;
-use common::specs::{http_route_spec, node_spec, router_spec, tag};
+use common::sdk::{http_route_spec, node_spec, router_spec, tag};
 
 const WAIT: Duration = Duration::from_secs(30);
 

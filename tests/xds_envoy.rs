@@ -130,7 +130,7 @@ fn strict_tls_with_missing_files(mode: ListenerTlsMode) -> ListenerTls {
 
 /// The route of `api-router`: `/` to blue and green with these weights.
 fn route_spec(blue: i32, green: i32) -> RouteSpec {
-    common::specs::http_route_spec("/", &[("blue", blue), ("green", green)], None)
+    common::sdk::http_route_spec("/", &[("blue", blue), ("green", green)], None)
 }
 
 /// The mesh `demo`: nodes `blue` and `green` (http 9080), router `api-router` with the

@@ -13,12 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
-use aws_sdk_appmesh::types::{
-    Backend, DnsServiceDiscovery, HttpRoute, HttpRouteAction, HttpRouteMatch, Listener,
-    PortMapping, PortProtocol, RouteSpec, ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener,
-    VirtualRouterServiceProvider, VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider,
-    VirtualServiceSpec, WeightedTarget,
-};
+use aws_sdk_appmesh::types::RouteSpec;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::config::route::v3::route::Action;
@@ -32,6 +27,11 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
+
+/// The SDK client and spec builders the tests use (they need nothing but the SDK).
+#[path = "../../tests/common/sdk.rs"]
+#[allow(dead_code)]
+mod sdk;
 
 const MESH: &str = "fanout";
 const SERVICE: &str = "svc.fanout.local";
@@ -268,50 +268,9 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clock_ticks_per_second()
 }
 
-fn sdk_client(addr: SocketAddr) -> Client {
-    let credentials =
-        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "fanout");
-    let config = aws_sdk_appmesh::Config::builder()
-        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
-        .region(aws_sdk_appmesh::config::Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(format!("http://{addr}"))
-        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(config)
-}
-
-fn http_port() -> PortMapping {
-    PortMapping::builder()
-        .port(PORT)
-        .protocol(PortProtocol::Http)
-        .build()
-        .expect("a port mapping")
-}
-
 /// The route: `node-0` with weight `marker`, `node-1` with 100.
 fn route_spec(marker: i32) -> RouteSpec {
-    let target = |node: &str, weight: i32| {
-        WeightedTarget::builder()
-            .virtual_node(node)
-            .weight(weight)
-            .build()
-            .expect("a weighted target")
-    };
-    RouteSpec::builder()
-        .http_route(
-            HttpRoute::builder()
-                .r#match(HttpRouteMatch::builder().prefix("/").build())
-                .action(
-                    HttpRouteAction::builder()
-                        .weighted_targets(target("node-0", marker))
-                        .weighted_targets(target("node-1", 100))
-                        .build()
-                        .expect("a route action"),
-                )
-                .build(),
-        )
-        .build()
+    sdk::http_route_spec("/", &[("node-0", marker), ("node-1", 100)], None)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -324,47 +283,19 @@ async fn create_mesh(client: &Client, nodes: usize) -> Result<(), BoxError> {
         .create_virtual_router()
         .mesh_name(MESH)
         .virtual_router_name(ROUTER)
-        .spec(
-            VirtualRouterSpec::builder()
-                .listeners(
-                    VirtualRouterListener::builder()
-                        .port_mapping(http_port())
-                        .build(),
-                )
-                .build(),
-        )
+        .spec(sdk::router_spec(&[PORT]))
         .send()
         .await?;
     client
         .create_virtual_service()
         .mesh_name(MESH)
         .virtual_service_name(SERVICE)
-        .spec(
-            VirtualServiceSpec::builder()
-                .provider(VirtualServiceProvider::VirtualRouter(
-                    VirtualRouterServiceProvider::builder()
-                        .virtual_router_name(ROUTER)
-                        .build()?,
-                ))
-                .build(),
-        )
+        .spec(sdk::router_provided(ROUTER))
         .send()
         .await?;
     for index in 0..nodes {
         let name = format!("node-{index}");
-        let spec = VirtualNodeSpec::builder()
-            .listeners(Listener::builder().port_mapping(http_port()).build())
-            .service_discovery(ServiceDiscovery::Dns(
-                DnsServiceDiscovery::builder()
-                    .hostname(format!("{name}.fanout.local"))
-                    .build()?,
-            ))
-            .backends(Backend::VirtualService(
-                VirtualServiceBackend::builder()
-                    .virtual_service_name(SERVICE)
-                    .build()?,
-            ))
-            .build();
+        let spec = sdk::node_spec(PORT, &format!("{name}.fanout.local"), &[SERVICE]);
         client
             .create_virtual_node()
             .mesh_name(MESH)
@@ -699,7 +630,7 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
     };
     let pid = meshd.child.id();
 
-    let client = sdk_client(api);
+    let client = sdk::sdk_client(api);
     wait_for_api(&client).await?;
     create_mesh(&client, args.nodes).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;

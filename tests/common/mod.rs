@@ -4,7 +4,7 @@
 pub mod envoy;
 pub mod etcd;
 pub mod process;
-pub mod specs;
+pub mod sdk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,10 +13,11 @@ use meshd::api::Account;
 use meshd::server::{self, RunningServer, ServerConfig};
 use meshd::store::{Limits, StoreConfig};
 
-/// The account id and region every test server answers as.
+/// The account id every test server answers as.
 pub const ACCOUNT_ID: &str = "111122223333";
-/// The region every test server answers as.
-pub const REGION: &str = "us-east-1";
+// Not every test crate uses both.
+#[allow(unused_imports)]
+pub use sdk::{REGION, sdk_client};
 
 /// Starts meshd's API on a free loopback port with the default limits.
 pub async fn start_server() -> RunningServer {
@@ -80,21 +81,6 @@ pub async fn start_server_with_xds(
     server::start(config)
         .await
         .expect("meshd starts with xDS on loopback")
-}
-
-/// The real AWS SDK for Rust's App Mesh client, pointed at `addr`, with no retries so
-/// that each call is one request.
-pub fn sdk_client(addr: SocketAddr) -> aws_sdk_appmesh::Client {
-    let credentials =
-        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-    let config = aws_sdk_appmesh::Config::builder()
-        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
-        .region(aws_sdk_appmesh::config::Region::new(REGION))
-        .credentials_provider(credentials)
-        .endpoint_url(format!("http://{addr}"))
-        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_appmesh::Client::from_conf(config)
 }
 
 /// The ARN of a resource path (`mesh/m/virtualNode/n`) in the test account.

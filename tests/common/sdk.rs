@@ -1,6 +1,28 @@
-//! App Mesh specs built with the AWS SDK for Rust's builders, as the API tests send them.
+//! The real AWS SDK for Rust's App Mesh client for a local meshd, and App Mesh specs built
+//! with its builders. It uses nothing but the SDK, so the examples include it too
+//! (through `#[path]`).
+
+use std::net::SocketAddr;
 
 use aws_sdk_appmesh::types::*;
+
+/// The region every client (and every test server) uses.
+pub const REGION: &str = "us-east-1";
+
+/// The real AWS SDK for Rust's App Mesh client, pointed at `addr`, with no retries so
+/// that each call is one request.
+pub fn sdk_client(addr: SocketAddr) -> aws_sdk_appmesh::Client {
+    let credentials =
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+    let config = aws_sdk_appmesh::Config::builder()
+        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
+        .region(aws_sdk_appmesh::config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .endpoint_url(format!("http://{addr}"))
+        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_appmesh::Client::from_conf(config)
+}
 
 pub fn port_mapping(port: i32, protocol: PortProtocol) -> PortMapping {
     PortMapping::builder()
