@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, free_port, meshd_proxies};
-use common::etcd::{endpoints, etcd_cluster};
+use common::etcd::{EtcdMember, endpoints, etcd_cluster};
 use common::process::MeshdProcess;
 use common::sdk::{http_route_spec, node_spec, router_spec, tag};
 
@@ -127,6 +127,19 @@ async fn create_node(replica: &Replica, mesh: &str, name: &str, port: i32) {
         .send()
         .await
         .unwrap_or_else(|err| panic!("create virtual node {name}: {err:?}"));
+}
+
+/// Moves the virtual node `name` of mesh `m` to `port` (an update: its version goes up).
+async fn move_node(replica: &Replica, name: &str, port: i32) {
+    replica
+        .client
+        .update_virtual_node()
+        .mesh_name("m")
+        .virtual_node_name(name)
+        .spec(node_spec(port, &format!("{name}.local"), &[]))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("update virtual node {name}: {err:?}"));
 }
 
 fn node_path(mesh: &str, name: &str) -> String {
@@ -344,32 +357,26 @@ async fn wait_for_cluster(envoy: &Envoy, cluster: &str, timeout: Duration) {
     .await
 }
 
-async fn update_web(replica: &Replica, port: i32) {
-    replica
-        .client
-        .update_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("web")
-        .spec(node_spec(port, "web.local", &[]))
-        .send()
-        .await
-        .unwrap();
+/// One etcd member and two replicas on it, with the mesh `m` and its node `web` on 8080.
+async fn two_replicas_with_web() -> (Vec<EtcdMember>, Replica, Replica) {
+    let etcd = etcd_cluster(1).await;
+    let a = Replica::start(&endpoints(&etcd)).await;
+    let b = Replica::start(&endpoints(&etcd)).await;
+    create_mesh(&a, "m").await;
+    create_node(&a, "m", "web", 8080).await;
+    (etcd, a, b)
 }
 
 /// A change made through replica A reaches an Envoy connected to replica B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_through_one_replica_reaches_envoys_of_the_other() {
     let _envoy_lock = ENVOY_LOCK.lock().await;
-    let etcd = etcd_cluster(1).await;
-    let a = Replica::start(&endpoints(&etcd)).await;
-    let b = Replica::start(&endpoints(&etcd)).await;
-    create_mesh(&a, "m").await;
-    create_node(&a, "m", "web", 8080).await;
+    let (_etcd, a, b) = two_replicas_with_web().await;
     let envoy = Envoy::start(&common::arn(WEB), &b.xds_endpoint(), Mode::Sotw).await;
     wait_for_cluster(&envoy, &web_cluster(8080), WAIT).await;
 
     let changed = Instant::now();
-    update_web(&a, 8081).await;
+    move_node(&a, "web", 8081).await;
     wait_for_cluster(&envoy, &web_cluster(8081), WAIT).await;
     println!(
         "write through A → Envoy on B: {} ms",
@@ -384,11 +391,7 @@ async fn a_write_through_one_replica_reaches_envoys_of_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_envoy_fails_over_to_the_other_replica_when_its_replica_is_killed() {
     let _envoy_lock = ENVOY_LOCK.lock().await;
-    let etcd = etcd_cluster(1).await;
-    let a = Replica::start(&endpoints(&etcd)).await;
-    let b = Replica::start(&endpoints(&etcd)).await;
-    create_mesh(&a, "m").await;
-    create_node(&a, "m", "web", 8080).await;
+    let (_etcd, a, b) = two_replicas_with_web().await;
     let endpoint_block = |port: u16| {
         format!(
             "        - endpoint:\n            address:\n              socket_address:\n                address: 127.0.0.1\n                port_value: {port}\n"
@@ -408,7 +411,7 @@ async fn an_envoy_fails_over_to_the_other_replica_when_its_replica_is_killed() {
     let (killed, survivor) = if on_a { (a, b) } else { (b, a) };
     killed.kill().await;
     let changed = Instant::now();
-    update_web(&survivor, 8082).await;
+    move_node(&survivor, "web", 8082).await;
     wait_for_cluster(&envoy, &web_cluster(8082), Duration::from_secs(60)).await;
     println!(
         "kill + change → Envoy converged through the survivor: {} ms",
@@ -437,7 +440,7 @@ async fn a_three_member_cluster_with_one_member_down_keeps_working() {
         let replica = if index % 2 == 0 { &a } else { &b };
         create_node(replica, "m", &format!("node-{index}"), 8080).await;
     }
-    update_node(&b, "node-0").await;
+    move_node(&b, "node-0", 8081).await;
     let (_, list) = agreed(&[&a, &b], "/v20190125/meshes/m/virtualNodes", |_, body| {
         json(body)["virtualNodes"].as_array().unwrap().len() == 11
     })
@@ -534,8 +537,8 @@ async fn a_restarted_replica_loads_the_same_resources() {
         .send()
         .await
         .unwrap();
-    update_web(&b, 8081).await;
-    update_web(&a, 8082).await;
+    move_node(&b, "web", 8081).await;
+    move_node(&a, "web", 8082).await;
     let paths = [
         "/v20190125/meshes/m".to_string(),
         node_path("m", "web"),
@@ -711,7 +714,7 @@ async fn a_replica_behind_a_compaction_reloads() {
     for index in 0..5 {
         create_node(&a, "m", &format!("node-{index}"), 8080).await;
     }
-    update_node(&a, "node-1").await;
+    move_node(&a, "node-1", 8081).await;
     a.client
         .delete_virtual_node()
         .mesh_name("m")
@@ -781,17 +784,4 @@ async fn first_write_after_an_election(replica: &Replica) {
         }
     })
     .await
-}
-
-/// Moves the virtual node `name` of mesh `m` to port 8081.
-async fn update_node(replica: &Replica, name: &str) {
-    replica
-        .client
-        .update_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name(name)
-        .spec(node_spec(8081, &format!("{name}.local"), &[]))
-        .send()
-        .await
-        .unwrap();
 }
