@@ -165,14 +165,7 @@ async fn mesh_create_describe_update_list_delete() {
         "the egress filter defaults to DROP_ALL"
     );
 
-    let described = client
-        .describe_mesh()
-        .mesh_name("m")
-        .send()
-        .await
-        .unwrap()
-        .mesh
-        .unwrap();
+    let described = describe_mesh(&client, "m").await;
     assert_eq!(described.metadata.as_ref(), Some(&first));
     assert_eq!(described.spec.as_ref(), Some(&spec));
     let owned = client
@@ -222,14 +215,7 @@ async fn mesh_create_describe_update_list_delete() {
     assert_eq!(second.uid, first.uid, "the uid survives an update");
     assert_eq!(second.created_at, first.created_at);
     assert!(second.last_updated_at >= first.last_updated_at);
-    let described = client
-        .describe_mesh()
-        .mesh_name("m")
-        .send()
-        .await
-        .unwrap()
-        .mesh
-        .unwrap();
+    let described = describe_mesh(&client, "m").await;
     assert_eq!(described.spec, Some(new_spec.clone()));
     assert_eq!(described.metadata.unwrap().version, 2);
 
@@ -346,15 +332,7 @@ async fn virtual_node_create_describe_update_list_delete() {
     );
     let first = check_metadata(created.metadata.as_ref(), "mesh/m/virtualNode/n", 1);
 
-    let described = client
-        .describe_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let described = describe_node(&client, "m", "n").await;
     assert_eq!(described.spec.as_ref(), Some(&spec));
     assert_eq!(described.metadata.as_ref(), Some(&first));
 
@@ -485,15 +463,7 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
     );
     let router_meta = check_metadata(router.metadata.as_ref(), "mesh/m/virtualRouter/r", 1);
 
-    let described = client
-        .describe_virtual_router()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .send()
-        .await
-        .unwrap()
-        .virtual_router
-        .unwrap();
+    let described = describe_router(&client, "m", "r").await;
     assert_eq!(described.metadata.as_ref(), Some(&router_meta));
     assert_eq!(described.spec, Some(router_spec(&[8080])));
 
@@ -553,16 +523,7 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
         "arn:aws:appmesh:us-east-1:111122223333:mesh/m/virtualRouter/r/route/x"
     );
 
-    let described = client
-        .describe_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("x")
-        .send()
-        .await
-        .unwrap()
-        .route
-        .unwrap();
+    let described = describe_route(&client, "m", "r", "x").await;
     assert_eq!(described.spec.as_ref(), Some(&spec));
     assert_eq!(described.metadata.as_ref(), Some(&route_meta));
 
@@ -714,15 +675,7 @@ async fn virtual_service_create_describe_update_list_delete() {
         1,
     );
 
-    let described = client
-        .describe_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .send()
-        .await
-        .unwrap()
-        .virtual_service
-        .unwrap();
+    let described = describe_service(&client, "m", "svc.local").await;
     assert_eq!(described.spec, Some(node_provided("n")));
     assert_eq!(described.metadata.as_ref(), Some(&first));
 
@@ -836,15 +789,7 @@ async fn virtual_gateway_and_gateway_route_create_describe_update_list_delete() 
     );
     let gateway_meta = check_metadata(gateway.metadata.as_ref(), "mesh/m/virtualGateway/g", 1);
 
-    let described = client
-        .describe_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .send()
-        .await
-        .unwrap()
-        .virtual_gateway
-        .unwrap();
+    let described = describe_gateway(&client, "m", "g").await;
     assert_eq!(described.spec.as_ref(), Some(&spec));
     assert_eq!(described.metadata.as_ref(), Some(&gateway_meta));
 
@@ -903,16 +848,7 @@ async fn virtual_gateway_and_gateway_route_create_describe_update_list_delete() 
         1,
     );
 
-    let described = client
-        .describe_gateway_route()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .gateway_route_name("gr")
-        .send()
-        .await
-        .unwrap()
-        .gateway_route
-        .unwrap();
+    let described = describe_gateway_route(&client, "m", "g", "gr").await;
     assert_eq!(described.spec.as_ref(), Some(&spec));
     assert_eq!(described.metadata.as_ref(), Some(&route_meta));
 
@@ -1127,16 +1063,7 @@ async fn richer_specs_of_every_route_kind_read_back_as_sent() {
             .route
             .unwrap();
         assert_eq!(created.spec.as_ref(), Some(&spec), "route {name}");
-        let described = client
-            .describe_route()
-            .mesh_name("m")
-            .virtual_router_name("r")
-            .route_name(name)
-            .send()
-            .await
-            .unwrap()
-            .route
-            .unwrap();
+        let described = describe_route(&client, "m", "r", name).await;
         assert_eq!(described.spec.as_ref(), Some(&spec), "route {name}");
     }
 
@@ -1294,14 +1221,7 @@ async fn tags_are_set_overwritten_listed_and_removed() {
     );
 
     // Tagging is not an update of the resource.
-    let mesh = client
-        .describe_mesh()
-        .mesh_name("m")
-        .send()
-        .await
-        .unwrap()
-        .mesh
-        .unwrap();
+    let mesh = describe_mesh(&client, "m").await;
     assert_eq!(mesh.metadata.unwrap().version, 1);
 
     // Tags of a resource inside a mesh, addressed by its ARN, are its own.
@@ -1847,15 +1767,7 @@ async fn duplicate_names_are_conflicts() {
     );
     assert!(err.is_conflict_exception());
     // The first one is untouched.
-    let node = client
-        .describe_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let node = describe_node(&client, "m", "n").await;
     assert_eq!(node.spec, Some(node_spec(8080, "n.local", &[])));
     assert_eq!(node.metadata.unwrap().version, 1);
 
@@ -2011,15 +1923,7 @@ async fn deleting_what_is_in_use_is_refused() {
 
     // Refused deletes changed nothing.
     for (name, version) in [("n", 1), ("n2", 1)] {
-        let node = client
-            .describe_virtual_node()
-            .mesh_name("m")
-            .virtual_node_name(name)
-            .send()
-            .await
-            .unwrap()
-            .virtual_node
-            .unwrap();
+        let node = describe_node(&client, "m", name).await;
         assert_eq!(node.status.unwrap().status, VirtualNodeStatusCode::Active);
         assert_eq!(node.metadata.unwrap().version, version);
     }
@@ -2205,14 +2109,7 @@ async fn invalid_input_the_sdk_can_send_is_a_bad_request() {
 
     // Nothing was created or changed.
     assert!(node_names(&client, "m").await.is_empty());
-    let mesh = client
-        .describe_mesh()
-        .mesh_name("m")
-        .send()
-        .await
-        .unwrap()
-        .mesh
-        .unwrap();
+    let mesh = describe_mesh(&client, "m").await;
     assert_eq!(mesh.metadata.unwrap().version, 1);
     assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 1);
 }
@@ -2762,15 +2659,7 @@ async fn a_create_repeated_with_its_client_token_returns_the_first_result() {
         .unwrap();
     let third = create().send().await.unwrap().virtual_node.unwrap();
     assert_eq!(third.metadata.unwrap().version, 1);
-    let current = client
-        .describe_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let current = describe_node(&client, "m", "n").await;
     assert_eq!(
         current.metadata.unwrap().version,
         2,
@@ -2837,15 +2726,7 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
         "ConflictException",
     );
     assert!(err.is_conflict_exception());
-    let node = client
-        .describe_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let node = describe_node(&client, "m", "n").await;
     assert_eq!(node.spec, Some(node_spec(8080, "n.local", &[])));
     assert_eq!(node.metadata.unwrap().version, 1);
 
@@ -2864,15 +2745,7 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
         "ConflictException",
     );
     assert!(err.is_conflict_exception());
-    let router = client
-        .describe_virtual_router()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .send()
-        .await
-        .unwrap()
-        .virtual_router
-        .unwrap();
+    let router = describe_router(&client, "m", "r").await;
     assert_eq!(router.metadata.unwrap().version, 1);
     assert_eq!(router.spec, Some(router_spec(&[8080])));
 }
@@ -2896,15 +2769,7 @@ async fn an_update_repeated_with_its_client_token_is_applied_once() {
     let second = update().send().await.unwrap().virtual_router.unwrap();
     assert_eq!(first.metadata.as_ref().unwrap().version, 2);
     assert_eq!(second, first);
-    let current = client
-        .describe_virtual_router()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .send()
-        .await
-        .unwrap()
-        .virtual_router
-        .unwrap();
+    let current = describe_router(&client, "m", "r").await;
     assert_eq!(current.metadata.unwrap().version, 2, "applied once");
 
     // A new token is a new update.
@@ -2934,15 +2799,7 @@ async fn an_update_repeated_with_its_client_token_is_applied_once() {
         "ConflictException",
     );
     assert!(err.is_conflict_exception());
-    let current = client
-        .describe_virtual_router()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .send()
-        .await
-        .unwrap()
-        .virtual_router
-        .unwrap();
+    let current = describe_router(&client, "m", "r").await;
     assert_eq!(current.metadata.unwrap().version, 3);
     assert_eq!(current.spec, Some(router_spec(&[9090])));
 }
@@ -3047,15 +2904,7 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
     );
     assert!(err.is_bad_request_exception());
     assert!(message(&err).starts_with("spec.listeners: "), "{err:?}");
-    let single = client
-        .describe_virtual_router()
-        .mesh_name("m")
-        .virtual_router_name("single")
-        .send()
-        .await
-        .unwrap()
-        .virtual_router
-        .unwrap();
+    let single = describe_router(&client, "m", "single").await;
     assert_eq!(single.spec, Some(router_spec(&[8080])));
     assert_eq!(single.metadata.unwrap().version, 1);
 
@@ -3126,26 +2975,11 @@ async fn names_with_dots_spaces_and_colons_round_trip() {
         .unwrap();
     assert_eq!(created.mesh_name, mesh);
     check_metadata(created.metadata.as_ref(), "mesh/my mesh", 1);
-    let described = client
-        .describe_mesh()
-        .mesh_name(mesh)
-        .send()
-        .await
-        .unwrap()
-        .mesh
-        .unwrap();
+    let described = describe_mesh(&client, mesh).await;
     assert_eq!(described.mesh_name, mesh);
 
     create_node(&client, mesh, "node:1").await;
-    let node = client
-        .describe_virtual_node()
-        .mesh_name(mesh)
-        .virtual_node_name("node:1")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let node = describe_node(&client, mesh, "node:1").await;
     assert_eq!(node.virtual_node_name, "node:1");
     assert_eq!(node.mesh_name, mesh);
     check_metadata(node.metadata.as_ref(), "mesh/my mesh/virtualNode/node:1", 1);
@@ -3166,15 +3000,7 @@ async fn names_with_dots_spaces_and_colons_round_trip() {
         "mesh/my mesh/virtualService/svc.local",
         1,
     );
-    let described = client
-        .describe_virtual_service()
-        .mesh_name(mesh)
-        .virtual_service_name("svc.local")
-        .send()
-        .await
-        .unwrap()
-        .virtual_service
-        .unwrap();
+    let described = describe_service(&client, mesh, "svc.local").await;
     assert_eq!(described.spec, Some(node_provided("node:1")));
 
     create_router(&client, mesh, "router+1", &[8080]).await;

@@ -2498,15 +2498,7 @@ async fn sdk_validation_failures_leave_the_store_unchanged() {
     );
 
     assert_eq!(fixture.state().await, state, "the store is unchanged");
-    let node = client
-        .describe_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let node = common::sdk::describe_node(&client, "m", "n").await;
     assert_eq!(
         node.metadata.unwrap().version,
         1,

@@ -33,8 +33,7 @@ async fn observe(client: &Client) -> Vec<String> {
     seen.push(format!("meshes {:?}", meshes.meshes()));
     for mesh in meshes.meshes() {
         let m = mesh.mesh_name.as_str();
-        let data = client.describe_mesh().mesh_name(m).send().await.unwrap();
-        seen.push(format!("mesh {m} {:?}", data.mesh));
+        seen.push(format!("mesh {m} {:?}", describe_mesh(client, m).await));
         tags_of.push(mesh.arn.clone());
 
         let nodes = client
@@ -45,14 +44,8 @@ async fn observe(client: &Client) -> Vec<String> {
             .unwrap();
         seen.push(format!("nodes of {m} {:?}", nodes.virtual_nodes()));
         for node in nodes.virtual_nodes() {
-            let data = client
-                .describe_virtual_node()
-                .mesh_name(m)
-                .virtual_node_name(&node.virtual_node_name)
-                .send()
-                .await
-                .unwrap();
-            seen.push(format!("node {:?}", data.virtual_node));
+            let data = describe_node(client, m, &node.virtual_node_name).await;
+            seen.push(format!("node {data:?}"));
             tags_of.push(node.arn.clone());
         }
 
@@ -65,14 +58,7 @@ async fn observe(client: &Client) -> Vec<String> {
         seen.push(format!("routers of {m} {:?}", routers.virtual_routers()));
         for router in routers.virtual_routers() {
             let r = router.virtual_router_name.as_str();
-            let data = client
-                .describe_virtual_router()
-                .mesh_name(m)
-                .virtual_router_name(r)
-                .send()
-                .await
-                .unwrap();
-            seen.push(format!("router {:?}", data.virtual_router));
+            seen.push(format!("router {:?}", describe_router(client, m, r).await));
             tags_of.push(router.arn.clone());
             let routes = client
                 .list_routes()
@@ -83,15 +69,8 @@ async fn observe(client: &Client) -> Vec<String> {
                 .unwrap();
             seen.push(format!("routes of {r} {:?}", routes.routes()));
             for route in routes.routes() {
-                let data = client
-                    .describe_route()
-                    .mesh_name(m)
-                    .virtual_router_name(r)
-                    .route_name(&route.route_name)
-                    .send()
-                    .await
-                    .unwrap();
-                seen.push(format!("route {:?}", data.route));
+                let data = describe_route(client, m, r, &route.route_name).await;
+                seen.push(format!("route {data:?}"));
                 tags_of.push(route.arn.clone());
             }
         }
@@ -104,14 +83,8 @@ async fn observe(client: &Client) -> Vec<String> {
             .unwrap();
         seen.push(format!("services of {m} {:?}", services.virtual_services()));
         for service in services.virtual_services() {
-            let data = client
-                .describe_virtual_service()
-                .mesh_name(m)
-                .virtual_service_name(&service.virtual_service_name)
-                .send()
-                .await
-                .unwrap();
-            seen.push(format!("service {:?}", data.virtual_service));
+            let data = describe_service(client, m, &service.virtual_service_name).await;
+            seen.push(format!("service {data:?}"));
             tags_of.push(service.arn.clone());
         }
 
@@ -124,14 +97,8 @@ async fn observe(client: &Client) -> Vec<String> {
         seen.push(format!("gateways of {m} {:?}", gateways.virtual_gateways()));
         for gateway in gateways.virtual_gateways() {
             let g = gateway.virtual_gateway_name.as_str();
-            let data = client
-                .describe_virtual_gateway()
-                .mesh_name(m)
-                .virtual_gateway_name(g)
-                .send()
-                .await
-                .unwrap();
-            seen.push(format!("gateway {:?}", data.virtual_gateway));
+            let data = describe_gateway(client, m, g).await;
+            seen.push(format!("gateway {data:?}"));
             tags_of.push(gateway.arn.clone());
             let routes = client
                 .list_gateway_routes()
@@ -145,15 +112,8 @@ async fn observe(client: &Client) -> Vec<String> {
                 routes.gateway_routes()
             ));
             for route in routes.gateway_routes() {
-                let data = client
-                    .describe_gateway_route()
-                    .mesh_name(m)
-                    .virtual_gateway_name(g)
-                    .gateway_route_name(&route.gateway_route_name)
-                    .send()
-                    .await
-                    .unwrap();
-                seen.push(format!("gateway route {:?}", data.gateway_route));
+                let data = describe_gateway_route(client, m, g, &route.gateway_route_name).await;
+                seen.push(format!("gateway route {data:?}"));
                 tags_of.push(route.arn.clone());
             }
         }
@@ -442,15 +402,7 @@ async fn a_restart_on_the_same_data_directory_gives_back_everything() {
 
     let server = common::start_embedded_server(dir.path()).await;
     let client = common::sdk_client(server.api_addr);
-    let node = client
-        .describe_virtual_node()
-        .mesh_name("shop")
-        .virtual_node_name("catalog-v1")
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let node = describe_node(&client, "shop", "catalog-v1").await;
     assert_eq!(node.metadata.unwrap().version, 4);
     server.shutdown().await.unwrap();
 }

@@ -191,3 +191,124 @@ pub fn gateway_route_spec(prefix: &str, service: &str, port: Option<i32>) -> Gat
 pub fn tag(key: &str, value: &str) -> TagRef {
     TagRef::builder().key(key).value(value).build().unwrap()
 }
+
+// Calls that a test expects to succeed: each panics, naming the resource,
+// if the call fails or its answer lacks the resource.
+
+/// The mesh `mesh` as DescribeMesh answers it.
+pub async fn describe_mesh(client: &aws_sdk_appmesh::Client, mesh: &str) -> MeshData {
+    client
+        .describe_mesh()
+        .mesh_name(mesh)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeMesh {mesh}: {err:?}"))
+        .mesh
+        .expect("DescribeMesh answers with the mesh")
+}
+
+/// The virtual node `node` of `mesh` as DescribeVirtualNode answers it.
+pub async fn describe_node(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    node: &str,
+) -> VirtualNodeData {
+    client
+        .describe_virtual_node()
+        .mesh_name(mesh)
+        .virtual_node_name(node)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeVirtualNode {mesh}/{node}: {err:?}"))
+        .virtual_node
+        .expect("DescribeVirtualNode answers with the node")
+}
+
+/// The virtual router `router` of `mesh` as DescribeVirtualRouter answers it.
+pub async fn describe_router(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    router: &str,
+) -> VirtualRouterData {
+    client
+        .describe_virtual_router()
+        .mesh_name(mesh)
+        .virtual_router_name(router)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeVirtualRouter {mesh}/{router}: {err:?}"))
+        .virtual_router
+        .expect("DescribeVirtualRouter answers with the router")
+}
+
+/// The route `route` of `router` in `mesh` as DescribeRoute answers it.
+pub async fn describe_route(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    router: &str,
+    route: &str,
+) -> RouteData {
+    client
+        .describe_route()
+        .mesh_name(mesh)
+        .virtual_router_name(router)
+        .route_name(route)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeRoute {mesh}/{router}/{route}: {err:?}"))
+        .route
+        .expect("DescribeRoute answers with the route")
+}
+
+/// The virtual service `service` of `mesh` as DescribeVirtualService answers it.
+pub async fn describe_service(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    service: &str,
+) -> VirtualServiceData {
+    client
+        .describe_virtual_service()
+        .mesh_name(mesh)
+        .virtual_service_name(service)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeVirtualService {mesh}/{service}: {err:?}"))
+        .virtual_service
+        .expect("DescribeVirtualService answers with the service")
+}
+
+/// The virtual gateway `gateway` of `mesh` as DescribeVirtualGateway answers it.
+pub async fn describe_gateway(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    gateway: &str,
+) -> VirtualGatewayData {
+    client
+        .describe_virtual_gateway()
+        .mesh_name(mesh)
+        .virtual_gateway_name(gateway)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeVirtualGateway {mesh}/{gateway}: {err:?}"))
+        .virtual_gateway
+        .expect("DescribeVirtualGateway answers with the gateway")
+}
+
+/// The gateway route `route` of `gateway` in `mesh` as DescribeGatewayRoute answers it.
+pub async fn describe_gateway_route(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    gateway: &str,
+    route: &str,
+) -> GatewayRouteData {
+    client
+        .describe_gateway_route()
+        .mesh_name(mesh)
+        .virtual_gateway_name(gateway)
+        .gateway_route_name(route)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("DescribeGatewayRoute {mesh}/{gateway}/{route}: {err:?}"))
+        .gateway_route
+        .expect("DescribeGatewayRoute answers with the gateway route")
+}
