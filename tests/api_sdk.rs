@@ -501,17 +501,7 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
     assert_eq!(item.resource_owner, ACCOUNT_ID);
 
     let spec = http_route_spec("/", &[("blue", 90), ("green", 10)], None);
-    let route = client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("x")
-        .spec(spec.clone())
-        .send()
-        .await
-        .unwrap()
-        .route
-        .unwrap();
+    let route = create_route(&client, "m", "r", "x", spec.clone()).await;
     assert_eq!(route.mesh_name, "m");
     assert_eq!(route.virtual_router_name, "r");
     assert_eq!(route.route_name, "x");
@@ -551,15 +541,14 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
     );
     assert_eq!(updated_meta.uid, route_meta.uid);
 
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("a")
-        .spec(http_route_spec("/a", &[("blue", 1)], None))
-        .send()
-        .await
-        .unwrap();
+    create_route(
+        &client,
+        "m",
+        "r",
+        "a",
+        http_route_spec("/a", &[("blue", 1)], None),
+    )
+    .await;
     let routes = client
         .list_routes()
         .mesh_name("m")
@@ -652,16 +641,7 @@ async fn virtual_service_create_describe_update_list_delete() {
     create_node(&client, "m", "n").await;
     create_router(&client, "m", "r", &[8080]).await;
 
-    let created = client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .spec(node_provided("n"))
-        .send()
-        .await
-        .unwrap()
-        .virtual_service
-        .unwrap();
+    let created = create_service(&client, "m", "svc.local", node_provided("n")).await;
     assert_eq!(created.mesh_name, "m");
     assert_eq!(created.virtual_service_name, "svc.local");
     assert_eq!(created.spec, Some(node_provided("n")));
@@ -698,14 +678,13 @@ async fn virtual_service_create_describe_update_list_delete() {
     assert_eq!(second.uid, first.uid);
 
     // A virtual service without a provider is allowed.
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("bare.local")
-        .spec(VirtualServiceSpec::builder().build())
-        .send()
-        .await
-        .unwrap();
+    create_service(
+        &client,
+        "m",
+        "bare.local",
+        VirtualServiceSpec::builder().build(),
+    )
+    .await;
     let listed = client
         .list_virtual_services()
         .mesh_name("m")
@@ -752,34 +731,23 @@ async fn virtual_gateway_and_gateway_route_create_describe_update_list_delete() 
     let server = common::start_server().await;
     let client = common::sdk_client(server.api_addr);
     create_mesh(&client, "m").await;
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .spec(VirtualServiceSpec::builder().build())
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("other.local")
-        .spec(VirtualServiceSpec::builder().build())
-        .send()
-        .await
-        .unwrap();
+    create_service(
+        &client,
+        "m",
+        "svc.local",
+        VirtualServiceSpec::builder().build(),
+    )
+    .await;
+    create_service(
+        &client,
+        "m",
+        "other.local",
+        VirtualServiceSpec::builder().build(),
+    )
+    .await;
 
     let spec = gateway_spec(&[8080], VirtualGatewayPortProtocol::Http);
-    let gateway = client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(spec.clone())
-        .send()
-        .await
-        .unwrap()
-        .virtual_gateway
-        .unwrap();
+    let gateway = create_gateway(&client, "m", "g", spec.clone()).await;
     assert_eq!(gateway.mesh_name, "m");
     assert_eq!(gateway.virtual_gateway_name, "g");
     assert_eq!(gateway.spec.as_ref(), Some(&spec));
@@ -826,17 +794,7 @@ async fn virtual_gateway_and_gateway_route_create_describe_update_list_delete() 
     assert_eq!(item.resource_owner, ACCOUNT_ID);
 
     let spec = gateway_route_spec("/", "svc.local", None);
-    let route = client
-        .create_gateway_route()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .gateway_route_name("gr")
-        .spec(spec.clone())
-        .send()
-        .await
-        .unwrap()
-        .gateway_route
-        .unwrap();
+    let route = create_gateway_route(&client, "m", "g", "gr", spec.clone()).await;
     assert_eq!(route.mesh_name, "m");
     assert_eq!(route.virtual_gateway_name, "g");
     assert_eq!(route.gateway_route_name, "gr");
@@ -1067,22 +1025,14 @@ async fn richer_specs_of_every_route_kind_read_back_as_sent() {
         assert_eq!(described.spec.as_ref(), Some(&spec), "route {name}");
     }
 
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .spec(node_provided("n"))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(gateway_spec(&[8080], VirtualGatewayPortProtocol::Grpc))
-        .send()
-        .await
-        .unwrap();
+    create_service(&client, "m", "svc.local", node_provided("n")).await;
+    create_gateway(
+        &client,
+        "m",
+        "g",
+        gateway_spec(&[8080], VirtualGatewayPortProtocol::Grpc),
+    )
+    .await;
     let grpc_gateway = GatewayRouteSpec::builder()
         .grpc_route(
             GrpcGatewayRoute::builder()
@@ -1682,14 +1632,13 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
         "NotFoundException",
     );
     assert!(err.is_not_found_exception());
-    client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(gateway_spec(&[8080], VirtualGatewayPortProtocol::Http))
-        .send()
-        .await
-        .unwrap();
+    create_gateway(
+        &client,
+        "m",
+        "g",
+        gateway_spec(&[8080], VirtualGatewayPortProtocol::Http),
+    )
+    .await;
     let err = expect_error(
         client
             .create_gateway_route()
@@ -1773,15 +1722,7 @@ async fn duplicate_names_are_conflicts() {
 
     create_router(&client, "m", "r", &[8080]).await;
     let spec = http_route_spec("/", &[("n", 1)], None);
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("x")
-        .spec(spec.clone())
-        .send()
-        .await
-        .unwrap();
+    create_route(&client, "m", "r", "x", spec.clone()).await;
     let err = expect_error(
         client
             .create_route()
@@ -1797,15 +1738,7 @@ async fn duplicate_names_are_conflicts() {
     assert!(err.is_conflict_exception());
     // The same name under another router, or in another mesh, is a different resource.
     create_router(&client, "m", "r2", &[8080]).await;
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r2")
-        .route_name("x")
-        .spec(spec)
-        .send()
-        .await
-        .unwrap();
+    create_route(&client, "m", "r2", "x", spec).await;
     create_mesh(&client, "m2").await;
     create_node(&client, "m2", "n").await;
 }
@@ -1824,14 +1757,7 @@ async fn deleting_what_is_in_use_is_refused() {
     );
     assert!(err.is_resource_in_use_exception());
 
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .spec(node_provided("n"))
-        .send()
-        .await
-        .unwrap();
+    create_service(&client, "m", "svc.local", node_provided("n")).await;
     let err = expect_error(
         client
             .delete_virtual_node()
@@ -1847,15 +1773,14 @@ async fn deleting_what_is_in_use_is_refused() {
 
     create_router(&client, "m", "r", &[8080]).await;
     create_node(&client, "m", "n2").await;
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("x")
-        .spec(http_route_spec("/", &[("n2", 1)], None))
-        .send()
-        .await
-        .unwrap();
+    create_route(
+        &client,
+        "m",
+        "r",
+        "x",
+        http_route_spec("/", &[("n2", 1)], None),
+    )
+    .await;
     let err = expect_error(
         client
             .delete_virtual_router()
@@ -1871,14 +1796,7 @@ async fn deleting_what_is_in_use_is_refused() {
 
     // A router that a virtual service names as provider is in use even without routes.
     create_router(&client, "m", "provider", &[8080]).await;
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("routed.local")
-        .spec(router_provided("provider"))
-        .send()
-        .await
-        .unwrap();
+    create_service(&client, "m", "routed.local", router_provided("provider")).await;
     let err = expect_error(
         client
             .delete_virtual_router()
@@ -1892,23 +1810,21 @@ async fn deleting_what_is_in_use_is_refused() {
     assert!(err.is_resource_in_use_exception());
     assert!(message(&err).contains("routed.local"), "{err:?}");
 
-    client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(gateway_spec(&[8080], VirtualGatewayPortProtocol::Http))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_gateway_route()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .gateway_route_name("gr")
-        .spec(gateway_route_spec("/", "svc.local", None))
-        .send()
-        .await
-        .unwrap();
+    create_gateway(
+        &client,
+        "m",
+        "g",
+        gateway_spec(&[8080], VirtualGatewayPortProtocol::Http),
+    )
+    .await;
+    create_gateway_route(
+        &client,
+        "m",
+        "g",
+        "gr",
+        gateway_route_spec("/", "svc.local", None),
+    )
+    .await;
     let err = expect_error(
         client
             .delete_virtual_gateway()
@@ -2169,15 +2085,14 @@ async fn small_limits_are_limit_exceeded() {
     create_router(&client, "m", "r", &[8080]).await;
     create_node(&client, "m2", "c").await;
 
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("r")
-        .route_name("x")
-        .spec(http_route_spec("/", &[("a", 1)], None))
-        .send()
-        .await
-        .unwrap();
+    create_route(
+        &client,
+        "m",
+        "r",
+        "x",
+        http_route_spec("/", &[("a", 1)], None),
+    )
+    .await;
     let err = expect_error(
         client
             .create_route()
@@ -2363,50 +2278,39 @@ async fn every_list_operation_pages() {
         create_mesh(&client, mesh).await;
     }
     create_node(&client, "m", "n").await;
-    client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(gateway_spec(&[8080], VirtualGatewayPortProtocol::Http))
-        .send()
-        .await
-        .unwrap();
+    create_gateway(
+        &client,
+        "m",
+        "g",
+        gateway_spec(&[8080], VirtualGatewayPortProtocol::Http),
+    )
+    .await;
     for i in 0..3 {
         create_router(&client, "m", &format!("r{i}"), &[8080]).await;
-        client
-            .create_route()
-            .mesh_name("m")
-            .virtual_router_name("r0")
-            .route_name(format!("x{i}"))
-            .spec(http_route_spec(&format!("/{i}"), &[("n", 1)], None))
-            .send()
-            .await
-            .unwrap();
-        client
-            .create_virtual_service()
-            .mesh_name("m")
-            .virtual_service_name(format!("s{i}.local"))
-            .spec(node_provided("n"))
-            .send()
-            .await
-            .unwrap();
-        client
-            .create_virtual_gateway()
-            .mesh_name("m")
-            .virtual_gateway_name(format!("g{i}"))
-            .spec(gateway_spec(&[8080], VirtualGatewayPortProtocol::Http))
-            .send()
-            .await
-            .unwrap();
-        client
-            .create_gateway_route()
-            .mesh_name("m")
-            .virtual_gateway_name("g")
-            .gateway_route_name(format!("gr{i}"))
-            .spec(gateway_route_spec(&format!("/{i}/"), "s0.local", None))
-            .send()
-            .await
-            .unwrap();
+        create_route(
+            &client,
+            "m",
+            "r0",
+            &format!("x{i}"),
+            http_route_spec(&format!("/{i}"), &[("n", 1)], None),
+        )
+        .await;
+        create_service(&client, "m", &format!("s{i}.local"), node_provided("n")).await;
+        create_gateway(
+            &client,
+            "m",
+            &format!("g{i}"),
+            gateway_spec(&[8080], VirtualGatewayPortProtocol::Http),
+        )
+        .await;
+        create_gateway_route(
+            &client,
+            "m",
+            "g",
+            &format!("gr{i}"),
+            gateway_route_spec(&format!("/{i}/"), "s0.local", None),
+        )
+        .await;
     }
 
     macro_rules! pages {
@@ -2882,15 +2786,14 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
     // A router with one listener does not need the port, but gaining a second listener
     // while it has a route without one is refused.
     create_router(&client, "m", "single", &[8080]).await;
-    client
-        .create_route()
-        .mesh_name("m")
-        .virtual_router_name("single")
-        .route_name("plain")
-        .spec(http_route_spec("/", &[("n", 1)], None))
-        .send()
-        .await
-        .unwrap();
+    create_route(
+        &client,
+        "m",
+        "single",
+        "plain",
+        http_route_spec("/", &[("n", 1)], None),
+    )
+    .await;
     let err = expect_error(
         client
             .update_virtual_router()
@@ -2909,25 +2812,14 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
     assert_eq!(single.metadata.unwrap().version, 1);
 
     // The same rule holds for gateway routes of a gateway with two listeners.
-    client
-        .create_virtual_service()
-        .mesh_name("m")
-        .virtual_service_name("svc.local")
-        .spec(node_provided("n"))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_virtual_gateway()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .spec(gateway_spec(
-            &[8080, 8081],
-            VirtualGatewayPortProtocol::Http,
-        ))
-        .send()
-        .await
-        .unwrap();
+    create_service(&client, "m", "svc.local", node_provided("n")).await;
+    create_gateway(
+        &client,
+        "m",
+        "g",
+        gateway_spec(&[8080, 8081], VirtualGatewayPortProtocol::Http),
+    )
+    .await;
     let err = expect_error(
         client
             .create_gateway_route()
@@ -2945,15 +2837,14 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
         message(&err).starts_with("spec.httpRoute.match.port: must be set"),
         "{err:?}"
     );
-    client
-        .create_gateway_route()
-        .mesh_name("m")
-        .virtual_gateway_name("g")
-        .gateway_route_name("gr")
-        .spec(gateway_route_spec("/", "svc.local", Some(8080)))
-        .send()
-        .await
-        .unwrap();
+    create_gateway_route(
+        &client,
+        "m",
+        "g",
+        "gr",
+        gateway_route_spec("/", "svc.local", Some(8080)),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2984,16 +2875,7 @@ async fn names_with_dots_spaces_and_colons_round_trip() {
     assert_eq!(node.mesh_name, mesh);
     check_metadata(node.metadata.as_ref(), "mesh/my mesh/virtualNode/node:1", 1);
 
-    let service = client
-        .create_virtual_service()
-        .mesh_name(mesh)
-        .virtual_service_name("svc.local")
-        .spec(node_provided("node:1"))
-        .send()
-        .await
-        .unwrap()
-        .virtual_service
-        .unwrap();
+    let service = create_service(&client, mesh, "svc.local", node_provided("node:1")).await;
     assert_eq!(service.virtual_service_name, "svc.local");
     check_metadata(
         service.metadata.as_ref(),
@@ -3004,15 +2886,14 @@ async fn names_with_dots_spaces_and_colons_round_trip() {
     assert_eq!(described.spec, Some(node_provided("node:1")));
 
     create_router(&client, mesh, "router+1", &[8080]).await;
-    client
-        .create_route()
-        .mesh_name(mesh)
-        .virtual_router_name("router+1")
-        .route_name("route 1")
-        .spec(http_route_spec("/", &[("node:1", 1)], None))
-        .send()
-        .await
-        .unwrap();
+    create_route(
+        &client,
+        mesh,
+        "router+1",
+        "route 1",
+        http_route_spec("/", &[("node:1", 1)], None),
+    )
+    .await;
     let routes = client
         .list_routes()
         .mesh_name(mesh)

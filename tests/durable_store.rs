@@ -264,14 +264,13 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .send()
         .await
         .unwrap();
-    client
-        .create_virtual_service()
-        .mesh_name("shop")
-        .virtual_service_name("catalog.shop.local")
-        .spec(router_provided("catalog-router"))
-        .send()
-        .await
-        .unwrap();
+    create_service(
+        client,
+        "shop",
+        "catalog.shop.local",
+        router_provided("catalog-router"),
+    )
+    .await;
     client
         .create_virtual_service()
         .mesh_name("shop")
@@ -281,23 +280,21 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .send()
         .await
         .unwrap();
-    client
-        .create_virtual_gateway()
-        .mesh_name("shop")
-        .virtual_gateway_name("ingress")
-        .spec(gateway_spec(&[8443], VirtualGatewayPortProtocol::Http))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_gateway_route()
-        .mesh_name("shop")
-        .virtual_gateway_name("ingress")
-        .gateway_route_name("to-web")
-        .spec(gateway_route_spec("/", "web.shop.local", None))
-        .send()
-        .await
-        .unwrap();
+    create_gateway(
+        client,
+        "shop",
+        "ingress",
+        gateway_spec(&[8443], VirtualGatewayPortProtocol::Http),
+    )
+    .await;
+    create_gateway_route(
+        client,
+        "shop",
+        "ingress",
+        "to-web",
+        gateway_route_spec("/", "web.shop.local", None),
+    )
+    .await;
 
     let route_arn = common::arn("mesh/shop/virtualRouter/catalog-router/route/split");
     client

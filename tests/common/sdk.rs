@@ -312,3 +312,83 @@ pub async fn describe_gateway_route(
         .gateway_route
         .expect("DescribeGatewayRoute answers with the gateway route")
 }
+
+/// Creates the route `route` of `router` in `mesh` with `spec`.
+pub async fn create_route(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    router: &str,
+    route: &str,
+    spec: RouteSpec,
+) -> RouteData {
+    client
+        .create_route()
+        .mesh_name(mesh)
+        .virtual_router_name(router)
+        .route_name(route)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("CreateRoute {mesh}/{router}/{route}: {err:?}"))
+        .route
+        .expect("CreateRoute answers with the route")
+}
+
+/// Creates the virtual service `service` in `mesh` with `spec`.
+pub async fn create_service(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    service: &str,
+    spec: VirtualServiceSpec,
+) -> VirtualServiceData {
+    client
+        .create_virtual_service()
+        .mesh_name(mesh)
+        .virtual_service_name(service)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("CreateVirtualService {mesh}/{service}: {err:?}"))
+        .virtual_service
+        .expect("CreateVirtualService answers with the service")
+}
+
+/// Creates the virtual gateway `gateway` in `mesh` with `spec`.
+pub async fn create_gateway(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    gateway: &str,
+    spec: VirtualGatewaySpec,
+) -> VirtualGatewayData {
+    client
+        .create_virtual_gateway()
+        .mesh_name(mesh)
+        .virtual_gateway_name(gateway)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("CreateVirtualGateway {mesh}/{gateway}: {err:?}"))
+        .virtual_gateway
+        .expect("CreateVirtualGateway answers with the gateway")
+}
+
+/// Creates the gateway route `route` of `gateway` in `mesh` with `spec`.
+pub async fn create_gateway_route(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    gateway: &str,
+    route: &str,
+    spec: GatewayRouteSpec,
+) -> GatewayRouteData {
+    client
+        .create_gateway_route()
+        .mesh_name(mesh)
+        .virtual_gateway_name(gateway)
+        .gateway_route_name(route)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("CreateGatewayRoute {mesh}/{gateway}/{route}: {err:?}"))
+        .gateway_route
+        .expect("CreateGatewayRoute answers with the gateway route")
+}
