@@ -140,6 +140,16 @@ fn assert_metadata(metadata: &Value, resource: &str, version: i64) {
     assert!(metadata["lastUpdatedAt"].is_number(), "{metadata}");
 }
 
+/// The names of the virtual nodes in the answer of `list-virtual-nodes`, in order.
+fn node_names(listed: &Value) -> Vec<&str> {
+    listed["virtualNodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a virtualNodes list: {listed}"))
+        .iter()
+        .map(|n| n["virtualNodeName"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_a_mesh_and_its_tags() {
     let (_server, cli) = Cli::start().await;
@@ -319,11 +329,7 @@ async fn cli_creates_and_pages_through_virtual_nodes() {
     let nodes = listed["virtualNodes"]
         .as_array()
         .expect("a virtualNodes list");
-    let names: Vec<&str> = nodes
-        .iter()
-        .map(|n| n["virtualNodeName"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["api", "db", "web"], "{listed}");
+    assert_eq!(node_names(&listed), ["api", "db", "web"], "{listed}");
     for node in nodes {
         let name = node["virtualNodeName"].as_str().unwrap();
         assert_eq!(node["meshName"], json!("demo"));
@@ -351,13 +357,7 @@ async fn cli_creates_and_pages_through_virtual_nodes() {
             "2",
         ])
         .await;
-    let names: Vec<&str> = first["virtualNodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["virtualNodeName"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["api", "db"], "{first}");
+    assert_eq!(node_names(&first), ["api", "db"], "{first}");
     let token = first["NextToken"]
         .as_str()
         .expect("a NextToken to continue from");
@@ -372,13 +372,7 @@ async fn cli_creates_and_pages_through_virtual_nodes() {
             token,
         ])
         .await;
-    let names: Vec<&str> = rest["virtualNodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["virtualNodeName"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["web"], "{rest}");
+    assert_eq!(node_names(&rest), ["web"], "{rest}");
 
     let deleted = cli
         .ok(&[
