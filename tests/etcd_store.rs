@@ -357,6 +357,21 @@ async fn wait_for_cluster(envoy: &Envoy, cluster: &str, timeout: Duration) {
     .await
 }
 
+/// Moves `web` to `port` through `writer`, waits up to `timeout` for `envoy` to have the
+/// new cluster and prints how long that took after `what`.
+async fn move_web_and_wait(
+    writer: &Replica,
+    envoy: &Envoy,
+    port: i32,
+    timeout: Duration,
+    what: &str,
+) {
+    let changed = Instant::now();
+    move_node(writer, "web", port).await;
+    wait_for_cluster(envoy, &web_cluster(port), timeout).await;
+    println!("{what}: {} ms", changed.elapsed().as_millis());
+}
+
 /// One etcd member and two replicas on it, with the mesh `m` and its node `web` on 8080.
 async fn two_replicas_with_web() -> (Vec<EtcdMember>, Replica, Replica) {
     let etcd = etcd_cluster(1).await;
@@ -375,13 +390,7 @@ async fn a_write_through_one_replica_reaches_envoys_of_the_other() {
     let envoy = Envoy::start(&common::arn(WEB), &b.xds_endpoint(), Mode::Sotw).await;
     wait_for_cluster(&envoy, &web_cluster(8080), WAIT).await;
 
-    let changed = Instant::now();
-    move_node(&a, "web", 8081).await;
-    wait_for_cluster(&envoy, &web_cluster(8081), WAIT).await;
-    println!(
-        "write through A → Envoy on B: {} ms",
-        changed.elapsed().as_millis()
-    );
+    move_web_and_wait(&a, &envoy, 8081, WAIT, "write through A → Envoy on B").await;
     assert_eq!(meshd_proxies(b.api).await.len(), 1);
 }
 
@@ -410,13 +419,14 @@ async fn an_envoy_fails_over_to_the_other_replica_when_its_replica_is_killed() {
     assert!(on_a ^ on_b, "Envoy is connected to exactly one replica");
     let (killed, survivor) = if on_a { (a, b) } else { (b, a) };
     killed.kill().await;
-    let changed = Instant::now();
-    move_node(&survivor, "web", 8082).await;
-    wait_for_cluster(&envoy, &web_cluster(8082), Duration::from_secs(60)).await;
-    println!(
-        "kill + change → Envoy converged through the survivor: {} ms",
-        changed.elapsed().as_millis()
-    );
+    move_web_and_wait(
+        &survivor,
+        &envoy,
+        8082,
+        Duration::from_secs(60),
+        "kill + change → Envoy converged through the survivor",
+    )
+    .await;
     assert_eq!(meshd_proxies(survivor.api).await.len(), 1);
 }
 
