@@ -64,6 +64,55 @@ fn expect_error<T: Debug, E: ProvideErrorMetadata + Debug>(
     service
 }
 
+/// `expect_error` for one App Mesh exception, by kind, plus the check that the SDK parsed
+/// the error as that exception (`is_xxx_exception`, which each operation's own error type
+/// has, hence a macro); gives the service error back.
+macro_rules! expect_exception {
+    (NotFound, $result:expr) => {
+        expect_exception!($result, 404, "NotFoundException", is_not_found_exception)
+    };
+    (Conflict, $result:expr) => {
+        expect_exception!($result, 409, "ConflictException", is_conflict_exception)
+    };
+    (InUse, $result:expr) => {
+        expect_exception!(
+            $result,
+            409,
+            "ResourceInUseException",
+            is_resource_in_use_exception
+        )
+    };
+    (BadRequest, $result:expr) => {
+        expect_exception!(
+            $result,
+            400,
+            "BadRequestException",
+            is_bad_request_exception
+        )
+    };
+    (LimitExceeded, $result:expr) => {
+        expect_exception!(
+            $result,
+            400,
+            "LimitExceededException",
+            is_limit_exceeded_exception
+        )
+    };
+    (TooManyTags, $result:expr) => {
+        expect_exception!(
+            $result,
+            400,
+            "TooManyTagsException",
+            is_too_many_tags_exception
+        )
+    };
+    ($result:expr, $status:literal, $code:literal, $is:ident) => {{
+        let err = expect_error($result, $status, $code);
+        assert!(err.$is(), "{err:?}");
+        err
+    }};
+}
+
 /// The message of a service error.
 fn message(err: &impl ProvideErrorMetadata) -> String {
     err.message().unwrap_or_default().to_string()
@@ -182,7 +231,7 @@ async fn mesh_create_describe_update_list_delete() {
         .mesh_owner("444455556666")
         .send()
         .await;
-    assert!(expect_error(other_owner, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, other_owner);
 
     let new_spec = MeshSpec::builder()
         .egress_filter(
@@ -253,11 +302,10 @@ async fn mesh_create_describe_update_list_delete() {
     check_metadata(deleted.metadata.as_ref(), "mesh/m", 2);
 
     let gone = client.describe_mesh().mesh_name("m").send().await;
-    let err = expect_error(gone, 404, "NotFoundException");
-    assert!(err.is_not_found_exception());
+    let err = expect_exception!(NotFound, gone);
     assert!(message(&err).contains("m"), "{err:?}");
     let again = client.delete_mesh().mesh_name("m").send().await;
-    assert!(expect_error(again, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, again);
     let listed = client.list_meshes().send().await.unwrap();
     let names: Vec<&str> = listed
         .meshes()
@@ -418,7 +466,7 @@ async fn virtual_node_create_describe_update_list_delete() {
         .virtual_node_name("n")
         .send()
         .await;
-    assert!(expect_error(gone, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, gone);
     assert_eq!(node_names(&client, "m").await, ["another"]);
 
     // The name is free again: a new node, with a new uid, starting over at version 1.
@@ -600,7 +648,7 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
         .route_name("x")
         .send()
         .await;
-    assert!(expect_error(gone, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, gone);
 
     client
         .delete_route()
@@ -630,7 +678,7 @@ async fn virtual_router_and_route_create_describe_update_list_delete() {
         .virtual_router_name("r")
         .send()
         .await;
-    assert!(expect_error(gone, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, gone);
 }
 
 #[tokio::test]
@@ -723,7 +771,7 @@ async fn virtual_service_create_describe_update_list_delete() {
         .virtual_service_name("svc.local")
         .send()
         .await;
-    assert!(expect_error(gone, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, gone);
 }
 
 #[tokio::test]
@@ -877,7 +925,7 @@ async fn virtual_gateway_and_gateway_route_create_describe_update_list_delete() 
         .gateway_route_name("gr")
         .send()
         .await;
-    assert!(expect_error(gone, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, gone);
 
     let deleted = client
         .delete_virtual_gateway()
@@ -1249,35 +1297,35 @@ async fn tag_operations_on_missing_resources_are_not_found() {
         .resource_arn(&missing)
         .send()
         .await;
-    assert!(expect_error(listed, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, listed);
     let tagged = client
         .tag_resource()
         .resource_arn(&missing)
         .tags(tag("a", "b"))
         .send()
         .await;
-    assert!(expect_error(tagged, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, tagged);
     let untagged = client
         .untag_resource()
         .resource_arn(&missing)
         .tag_keys("a")
         .send()
         .await;
-    assert!(expect_error(untagged, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, untagged);
     // An ARN of another account or a malformed one names nothing here.
     let foreign = client
         .list_tags_for_resource()
         .resource_arn("arn:aws:appmesh:us-east-1:444455556666:mesh/m")
         .send()
         .await;
-    assert!(expect_error(foreign, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, foreign);
     let garbage = client
         .tag_resource()
         .resource_arn("not-an-arn")
         .tags(tag("a", "b"))
         .send()
         .await;
-    assert!(expect_error(garbage, 404, "NotFoundException").is_not_found_exception());
+    expect_exception!(NotFound, garbage);
 }
 
 #[tokio::test]
@@ -1308,8 +1356,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .set_tags(Some(tags(0, 51)))
         .send()
         .await;
-    let err = expect_error(result, 400, "TooManyTagsException");
-    assert!(err.is_too_many_tags_exception());
+    let err = expect_exception!(TooManyTags, result);
     assert!(message(&err).contains("50"), "{err:?}");
     assert_eq!(count(client.clone(), mesh_arn.clone()).await, 0);
 
@@ -1327,7 +1374,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .set_tags(Some(tags(40, 51)))
         .send()
         .await;
-    assert!(expect_error(result, 400, "TooManyTagsException").is_too_many_tags_exception());
+    expect_exception!(TooManyTags, result);
     assert_eq!(count(client.clone(), mesh_arn.clone()).await, 45);
     // Overwriting existing keys does not count twice: 45 + 5 = 50 is allowed.
     client
@@ -1344,7 +1391,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .tags(tag("one-more", "v"))
         .send()
         .await;
-    assert!(expect_error(result, 400, "TooManyTagsException").is_too_many_tags_exception());
+    expect_exception!(TooManyTags, result);
     assert_eq!(count(client.clone(), mesh_arn).await, 50);
 
     // Create operations have no TooManyTagsException: 51 tags there break the model's
@@ -1355,8 +1402,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .set_tags(Some(tags(0, 51)))
         .send()
         .await;
-    let err = expect_error(result, 400, "BadRequestException");
-    assert!(err.is_bad_request_exception());
+    let err = expect_exception!(BadRequest, result);
     assert_eq!(message(&err), "tags: must contain at most 50 item(s)");
     let result = client
         .create_virtual_node()
@@ -1366,7 +1412,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .set_tags(Some(tags(0, 51)))
         .send()
         .await;
-    assert!(expect_error(result, 400, "BadRequestException").is_bad_request_exception());
+    expect_exception!(BadRequest, result);
     assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 1);
     assert!(node_names(&client, "m").await.is_empty());
     // Exactly 50 at create is fine.
@@ -1390,134 +1436,110 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
     let client = common::sdk_client(server.api_addr);
 
     // A missing mesh, for operations of every kind.
-    let err = expect_error(
-        client.describe_mesh().mesh_name("nope").send().await,
-        404,
-        "NotFoundException",
+    let err = expect_exception!(
+        NotFound,
+        client.describe_mesh().mesh_name("nope").send().await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("nope"), "{err:?}");
-    let err = expect_error(
-        client.update_mesh().mesh_name("nope").send().await,
-        404,
-        "NotFoundException",
+    expect_exception!(
+        NotFound,
+        client.update_mesh().mesh_name("nope").send().await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .create_virtual_node()
             .mesh_name("nope")
             .virtual_node_name("n")
             .spec(node_spec(80, "n.local", &[]))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("nope"), "{err:?}");
-    let err = expect_error(
-        client.list_virtual_nodes().mesh_name("nope").send().await,
-        404,
-        "NotFoundException",
+    expect_exception!(
+        NotFound,
+        client.list_virtual_nodes().mesh_name("nope").send().await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .list_virtual_services()
             .mesh_name("nope")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .describe_virtual_gateway()
             .mesh_name("nope")
             .virtual_gateway_name("g")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
 
     // Missing resources in an existing mesh.
     create_mesh(&client, "m").await;
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .describe_virtual_node()
             .mesh_name("m")
             .virtual_node_name("ghost")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("ghost"), "{err:?}");
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .update_virtual_router()
             .mesh_name("m")
             .virtual_router_name("ghost")
             .spec(router_spec(&[80]))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .delete_virtual_service()
             .mesh_name("m")
             .virtual_service_name("ghost.local")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .delete_virtual_gateway()
             .mesh_name("m")
             .virtual_gateway_name("ghost")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
 
     // Another account's mesh of the same name is not here; meshd's own account is.
     create_node(&client, "m", "n").await;
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .describe_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .mesh_owner("444455556666")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .list_virtual_nodes()
             .mesh_name("m")
             .mesh_owner("444455556666")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     let own = client
         .describe_virtual_node()
         .mesh_name("m")
@@ -1529,7 +1551,8 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
     assert_eq!(own.virtual_node.unwrap().virtual_node_name, "n");
 
     // A missing parent router or gateway.
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .create_route()
             .mesh_name("m")
@@ -1537,47 +1560,39 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
             .route_name("x")
             .spec(http_route_spec("/", &[("n", 1)], None))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("no-router"), "{err:?}");
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .list_routes()
             .mesh_name("m")
             .virtual_router_name("no-router")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .describe_route()
             .mesh_name("m")
             .virtual_router_name("no-router")
             .route_name("x")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .list_gateway_routes()
             .mesh_name("m")
             .virtual_gateway_name("no-gateway")
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .create_gateway_route()
             .mesh_name("m")
@@ -1585,15 +1600,13 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
             .gateway_route_name("gr")
             .spec(gateway_route_spec("/", "svc.local", None))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
 
     // Missing resources that a spec names.
     create_router(&client, "m", "r", &[8080]).await;
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .create_route()
             .mesh_name("m")
@@ -1601,37 +1614,30 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
             .route_name("x")
             .spec(http_route_spec("/", &[("n", 1), ("missing-node", 1)], None))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("missing-node"), "{err:?}");
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .create_virtual_service()
             .mesh_name("m")
             .virtual_service_name("svc.local")
             .spec(node_provided("missing-node"))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("missing-node"), "{err:?}");
-    let err = expect_error(
+    expect_exception!(
+        NotFound,
         client
             .create_virtual_service()
             .mesh_name("m")
             .virtual_service_name("svc.local")
             .spec(router_provided("missing-router"))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     create_gateway(
         &client,
         "m",
@@ -1639,7 +1645,8 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
         gateway_spec(&[8080], VirtualGatewayPortProtocol::Http),
     )
     .await;
-    let err = expect_error(
+    let err = expect_exception!(
+        NotFound,
         client
             .create_gateway_route()
             .mesh_name("m")
@@ -1647,11 +1654,8 @@ async fn missing_meshes_resources_parents_and_references_are_not_found() {
             .gateway_route_name("gr")
             .spec(gateway_route_spec("/", "missing.local", None))
             .send()
-            .await,
-        404,
-        "NotFoundException",
+            .await
     );
-    assert!(err.is_not_found_exception());
     assert!(message(&err).contains("missing.local"), "{err:?}");
 
     // None of the failed creates left anything behind.
@@ -1694,27 +1698,20 @@ async fn duplicate_names_are_conflicts() {
     let server = common::start_server().await;
     let client = common::sdk_client(server.api_addr);
     create_mesh(&client, "m").await;
-    let err = expect_error(
-        client.create_mesh().mesh_name("m").send().await,
-        409,
-        "ConflictException",
-    );
-    assert!(err.is_conflict_exception());
+    let err = expect_exception!(Conflict, client.create_mesh().mesh_name("m").send().await);
     assert!(message(&err).contains("already exists"), "{err:?}");
 
     create_node(&client, "m", "n").await;
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .spec(node_spec(9090, "other.local", &[]))
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     // The first one is untouched.
     let node = describe_node(&client, "m", "n").await;
     assert_eq!(node.spec, Some(node_spec(8080, "n.local", &[])));
@@ -1723,7 +1720,8 @@ async fn duplicate_names_are_conflicts() {
     create_router(&client, "m", "r", &[8080]).await;
     let spec = http_route_spec("/", &[("n", 1)], None);
     create_route(&client, "m", "r", "x", spec.clone()).await;
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .create_route()
             .mesh_name("m")
@@ -1731,11 +1729,8 @@ async fn duplicate_names_are_conflicts() {
             .route_name("x")
             .spec(spec.clone())
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     // The same name under another router, or in another mesh, is a different resource.
     create_router(&client, "m", "r2", &[8080]).await;
     create_route(&client, "m", "r2", "x", spec).await;
@@ -1750,25 +1745,18 @@ async fn deleting_what_is_in_use_is_refused() {
     create_mesh(&client, "m").await;
     create_node(&client, "m", "n").await;
 
-    let err = expect_error(
-        client.delete_mesh().mesh_name("m").send().await,
-        409,
-        "ResourceInUseException",
-    );
-    assert!(err.is_resource_in_use_exception());
+    expect_exception!(InUse, client.delete_mesh().mesh_name("m").send().await);
 
     create_service(&client, "m", "svc.local", node_provided("n")).await;
-    let err = expect_error(
+    let err = expect_exception!(
+        InUse,
         client
             .delete_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .send()
-            .await,
-        409,
-        "ResourceInUseException",
+            .await
     );
-    assert!(err.is_resource_in_use_exception());
     assert!(message(&err).contains("svc.local"), "{err:?}");
 
     create_router(&client, "m", "r", &[8080]).await;
@@ -1781,33 +1769,29 @@ async fn deleting_what_is_in_use_is_refused() {
         http_route_spec("/", &[("n2", 1)], None),
     )
     .await;
-    let err = expect_error(
+    let err = expect_exception!(
+        InUse,
         client
             .delete_virtual_router()
             .mesh_name("m")
             .virtual_router_name("r")
             .send()
-            .await,
-        409,
-        "ResourceInUseException",
+            .await
     );
-    assert!(err.is_resource_in_use_exception());
     assert!(message(&err).contains('x'), "{err:?}");
 
     // A router that a virtual service names as provider is in use even without routes.
     create_router(&client, "m", "provider", &[8080]).await;
     create_service(&client, "m", "routed.local", router_provided("provider")).await;
-    let err = expect_error(
+    let err = expect_exception!(
+        InUse,
         client
             .delete_virtual_router()
             .mesh_name("m")
             .virtual_router_name("provider")
             .send()
-            .await,
-        409,
-        "ResourceInUseException",
+            .await
     );
-    assert!(err.is_resource_in_use_exception());
     assert!(message(&err).contains("routed.local"), "{err:?}");
 
     create_gateway(
@@ -1825,17 +1809,15 @@ async fn deleting_what_is_in_use_is_refused() {
         gateway_route_spec("/", "svc.local", None),
     )
     .await;
-    let err = expect_error(
+    expect_exception!(
+        InUse,
         client
             .delete_virtual_gateway()
             .mesh_name("m")
             .virtual_gateway_name("g")
             .send()
-            .await,
-        409,
-        "ResourceInUseException",
+            .await
     );
-    assert!(err.is_resource_in_use_exception());
 
     // Refused deletes changed nothing.
     for (name, version) in [("n", 1), ("n2", 1)] {
@@ -1843,12 +1825,7 @@ async fn deleting_what_is_in_use_is_refused() {
         assert_eq!(node.status.unwrap().status, VirtualNodeStatusCode::Active);
         assert_eq!(node.metadata.unwrap().version, version);
     }
-    let err = expect_error(
-        client.delete_mesh().mesh_name("m").send().await,
-        409,
-        "ResourceInUseException",
-    );
-    assert!(err.is_resource_in_use_exception());
+    expect_exception!(InUse, client.delete_mesh().mesh_name("m").send().await);
 
     // Removing the dependents first lets everything go, children before parents.
     client
@@ -1946,46 +1923,38 @@ async fn invalid_input_the_sdk_can_send_is_a_bad_request() {
     create_mesh(&client, "m").await;
 
     // A required member left out (the SDK only checks path labels).
-    let err = expect_error(
-        client.create_mesh().send().await,
-        400,
-        "BadRequestException",
-    );
-    assert!(err.is_bad_request_exception());
+    let err = expect_exception!(BadRequest, client.create_mesh().send().await);
     assert_eq!(message(&err), "meshName: must be set");
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert_eq!(message(&err), "spec: must be set");
 
     // A value out of range.
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .spec(node_spec(0, "n.local", &[]))
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert_eq!(
         message(&err),
         "spec.listeners[0].portMapping.port: must be between 1 and 65535"
     );
 
     // An enum value outside the model.
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .update_mesh()
             .mesh_name("m")
@@ -2000,11 +1969,8 @@ async fn invalid_input_the_sdk_can_send_is_a_bad_request() {
                     .build(),
             )
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert!(
         message(&err).starts_with("spec.egressFilter.type: "),
         "{err:?}"
@@ -2012,12 +1978,10 @@ async fn invalid_input_the_sdk_can_send_is_a_bad_request() {
     assert!(message(&err).contains("BOGUS"), "{err:?}");
 
     // A name longer than 255 characters.
-    let err = expect_error(
-        client.create_mesh().mesh_name("x".repeat(256)).send().await,
-        400,
-        "BadRequestException",
+    let err = expect_exception!(
+        BadRequest,
+        client.create_mesh().mesh_name("x".repeat(256)).send().await
     );
-    assert!(err.is_bad_request_exception());
     assert_eq!(
         message(&err),
         "meshName: must be between 1 and 255 characters long"
@@ -2048,12 +2012,10 @@ async fn small_limits_are_limit_exceeded() {
         .await
         .unwrap();
     create_mesh(&client, "m2").await;
-    let err = expect_error(
-        client.create_mesh().mesh_name("m3").send().await,
-        400,
-        "LimitExceededException",
+    let err = expect_exception!(
+        LimitExceeded,
+        client.create_mesh().mesh_name("m3").send().await
     );
-    assert!(err.is_limit_exceeded_exception());
     assert!(message(&err).contains('2'), "{err:?}");
     assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 2);
     // A retry of an earlier create is answered from its record, not counted again.
@@ -2068,18 +2030,16 @@ async fn small_limits_are_limit_exceeded() {
 
     create_node(&client, "m", "a").await;
     create_node(&client, "m", "b").await;
-    let err = expect_error(
+    expect_exception!(
+        LimitExceeded,
         client
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("c")
             .spec(node_spec(80, "c.local", &[]))
             .send()
-            .await,
-        400,
-        "LimitExceededException",
+            .await
     );
-    assert!(err.is_limit_exceeded_exception());
     assert_eq!(node_names(&client, "m").await, ["a", "b"]);
     // Each kind is counted on its own, and each mesh on its own.
     create_router(&client, "m", "r", &[8080]).await;
@@ -2093,7 +2053,8 @@ async fn small_limits_are_limit_exceeded() {
         http_route_spec("/", &[("a", 1)], None),
     )
     .await;
-    let err = expect_error(
+    expect_exception!(
+        LimitExceeded,
         client
             .create_route()
             .mesh_name("m")
@@ -2101,11 +2062,8 @@ async fn small_limits_are_limit_exceeded() {
             .route_name("y")
             .spec(http_route_spec("/y", &[("a", 1)], None))
             .send()
-            .await,
-        400,
-        "LimitExceededException",
+            .await
     );
-    assert!(err.is_limit_exceeded_exception());
 
     // Room made by a delete can be used again.
     client
@@ -2425,28 +2383,21 @@ async fn list_limits_outside_one_to_one_hundred_and_foreign_tokens_are_bad_reque
     create_node(&client, "m", "n").await;
 
     for limit in [0, 101, -1] {
-        let err = expect_error(
+        let err = expect_exception!(
+            BadRequest,
             client
                 .list_virtual_nodes()
                 .mesh_name("m")
                 .limit(limit)
                 .send()
-                .await,
-            400,
-            "BadRequestException",
+                .await
         );
-        assert!(err.is_bad_request_exception());
         assert_eq!(
             message(&err),
             "limit: must be between 1 and 100",
             "limit {limit}"
         );
-        let err = expect_error(
-            client.list_meshes().limit(limit).send().await,
-            400,
-            "BadRequestException",
-        );
-        assert!(err.is_bad_request_exception());
+        expect_exception!(BadRequest, client.list_meshes().limit(limit).send().await);
     }
     for limit in [1, 100] {
         let out = client
@@ -2458,40 +2409,34 @@ async fn list_limits_outside_one_to_one_hundred_and_foreign_tokens_are_bad_reque
             .unwrap();
         assert_eq!(out.virtual_nodes().len(), 1);
     }
-    let err = expect_error(
+    expect_exception!(
+        BadRequest,
         client
             .list_routes()
             .mesh_name("m")
             .virtual_router_name("r")
             .limit(0)
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
-    let err = expect_error(
+    expect_exception!(
+        BadRequest,
         client
             .list_tags_for_resource()
             .resource_arn(arn("mesh/m"))
             .limit(0)
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .list_virtual_nodes()
             .mesh_name("m")
             .next_token("not-a-token")
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert!(message(&err).starts_with("nextToken: "), "{err:?}");
 }
 
@@ -2539,18 +2484,16 @@ async fn a_create_repeated_with_its_client_token_returns_the_first_result() {
     assert_eq!(node_names(&client, "m").await, ["n"]);
 
     // Without a token (the SDK makes a fresh one each time) the repeat is a duplicate.
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .create_virtual_node()
             .mesh_name("m")
             .virtual_node_name("n")
             .spec(node_spec(8080, "n.local", &["a.local"]))
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
 
     // The retry still gets the first answer after the node has changed since.
     client
@@ -2584,17 +2527,15 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
         .unwrap();
 
     // Same token, different name.
-    let err = expect_error(
+    let err = expect_exception!(
+        Conflict,
         client
             .create_mesh()
             .mesh_name("m2")
             .client_token("tok")
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     assert!(message(&err).contains("tok"), "{err:?}");
     let names: Vec<String> = client
         .list_meshes()
@@ -2617,7 +2558,8 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
         .send()
         .await
         .unwrap();
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .create_virtual_node()
             .mesh_name("m")
@@ -2625,18 +2567,16 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
             .spec(node_spec(9090, "n.local", &[]))
             .client_token("node-token")
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     let node = describe_node(&client, "m", "n").await;
     assert_eq!(node.spec, Some(node_spec(8080, "n.local", &[])));
     assert_eq!(node.metadata.unwrap().version, 1);
 
     // Same token used for an update of another resource.
     create_router(&client, "m", "r", &[8080]).await;
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .update_virtual_router()
             .mesh_name("m")
@@ -2644,11 +2584,8 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
             .spec(router_spec(&[9090]))
             .client_token("node-token")
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     let router = describe_router(&client, "m", "r").await;
     assert_eq!(router.metadata.unwrap().version, 1);
     assert_eq!(router.spec, Some(router_spec(&[8080])));
@@ -2690,7 +2627,8 @@ async fn an_update_repeated_with_its_client_token_is_applied_once() {
         .unwrap();
     assert_eq!(third.metadata.unwrap().version, 3);
     // Reusing the first token with another spec is a conflict and changes nothing.
-    let err = expect_error(
+    expect_exception!(
+        Conflict,
         client
             .update_virtual_router()
             .mesh_name("m")
@@ -2698,11 +2636,8 @@ async fn an_update_repeated_with_its_client_token_is_applied_once() {
             .spec(router_spec(&[7070]))
             .client_token("update-1")
             .send()
-            .await,
-        409,
-        "ConflictException",
+            .await
     );
-    assert!(err.is_conflict_exception());
     let current = describe_router(&client, "m", "r").await;
     assert_eq!(current.metadata.unwrap().version, 3);
     assert_eq!(current.spec, Some(router_spec(&[9090])));
@@ -2729,20 +2664,14 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
             .spec(http_route_spec("/", &[("n", 1)], port))
             .send()
     };
-    let err = expect_error(create("no-port", None).await, 400, "BadRequestException");
-    assert!(err.is_bad_request_exception());
+    let err = expect_exception!(BadRequest, create("no-port", None).await);
     let text = message(&err);
     assert!(
         text.starts_with("spec.httpRoute.match.port: must be set"),
         "{text}"
     );
     assert!(text.contains("more than one listener"), "{text}");
-    let err = expect_error(
-        create("bad-port", Some(9999)).await,
-        400,
-        "BadRequestException",
-    );
-    assert!(err.is_bad_request_exception());
+    let err = expect_exception!(BadRequest, create("bad-port", Some(9999)).await);
     assert!(
         message(&err).starts_with("spec.httpRoute.match.port: "),
         "{err:?}"
@@ -2769,7 +2698,8 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
     assert_eq!(names, ["with-port"]);
 
     // Updating the route to drop its port is refused too.
-    let err = expect_error(
+    expect_exception!(
+        BadRequest,
         client
             .update_route()
             .mesh_name("m")
@@ -2777,11 +2707,8 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
             .route_name("with-port")
             .spec(http_route_spec("/", &[("n", 1)], None))
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
 
     // A router with one listener does not need the port, but gaining a second listener
     // while it has a route without one is refused.
@@ -2794,18 +2721,16 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
         http_route_spec("/", &[("n", 1)], None),
     )
     .await;
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .update_virtual_router()
             .mesh_name("m")
             .virtual_router_name("single")
             .spec(router_spec(&[8080, 8081]))
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert!(message(&err).starts_with("spec.listeners: "), "{err:?}");
     let single = describe_router(&client, "m", "single").await;
     assert_eq!(single.spec, Some(router_spec(&[8080])));
@@ -2820,7 +2745,8 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
         gateway_spec(&[8080, 8081], VirtualGatewayPortProtocol::Http),
     )
     .await;
-    let err = expect_error(
+    let err = expect_exception!(
+        BadRequest,
         client
             .create_gateway_route()
             .mesh_name("m")
@@ -2828,11 +2754,8 @@ async fn routes_of_a_router_with_two_listeners_must_name_a_port() {
             .gateway_route_name("gr")
             .spec(gateway_route_spec("/", "svc.local", None))
             .send()
-            .await,
-        400,
-        "BadRequestException",
+            .await
     );
-    assert!(err.is_bad_request_exception());
     assert!(
         message(&err).starts_with("spec.httpRoute.match.port: must be set"),
         "{err:?}"
