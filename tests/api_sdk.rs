@@ -1192,14 +1192,12 @@ async fn tags_are_set_overwritten_listed_and_removed() {
         pairs(&[("team", "core"), ("env", "dev")])
     );
 
-    client
-        .tag_resource()
-        .resource_arn(&mesh_arn)
-        .tags(tag("env", "prod"))
-        .tags(tag("owner", ""))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(
+        &client,
+        &mesh_arn,
+        vec![tag("env", "prod"), tag("owner", "")],
+    )
+    .await;
     assert_eq!(
         tags_of(mesh_arn.clone()).await,
         pairs(&[("team", "core"), ("env", "prod"), ("owner", "")])
@@ -1238,13 +1236,7 @@ async fn tags_are_set_overwritten_listed_and_removed() {
     let route_arn = arn("mesh/m/virtualRouter/r/route/x");
     assert_eq!(tags_of(route_arn.clone()).await, pairs(&[("k", "v")]));
     assert!(tags_of(arn("mesh/m/virtualRouter/r")).await.is_empty());
-    client
-        .tag_resource()
-        .resource_arn(&route_arn)
-        .tags(tag("k2", "v2"))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(&client, &route_arn, vec![tag("k2", "v2")]).await;
     assert_eq!(tags_of(route_arn).await, pairs(&[("k", "v"), ("k2", "v2")]));
     assert_eq!(
         tags_of(mesh_arn).await,
@@ -1254,13 +1246,7 @@ async fn tags_are_set_overwritten_listed_and_removed() {
     // Tags page like everything else.
     let many: Vec<TagRef> = (0..5).map(|i| tag(&format!("t{i}"), "x")).collect();
     let node_arn = arn("mesh/m/virtualNode/n");
-    client
-        .tag_resource()
-        .resource_arn(&node_arn)
-        .set_tags(Some(many))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(&client, &node_arn, many).await;
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
@@ -1360,13 +1346,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
     assert!(message(&err).contains("50"), "{err:?}");
     assert_eq!(count(client.clone(), mesh_arn.clone()).await, 0);
 
-    client
-        .tag_resource()
-        .resource_arn(&mesh_arn)
-        .set_tags(Some(tags(0, 45)))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(&client, &mesh_arn, tags(0, 45)).await;
     // 45 + 6 new keys would make 51: nothing of the request is applied.
     let result = client
         .tag_resource()
@@ -1377,13 +1357,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
     expect_exception!(TooManyTags, result);
     assert_eq!(count(client.clone(), mesh_arn.clone()).await, 45);
     // Overwriting existing keys does not count twice: 45 + 5 = 50 is allowed.
-    client
-        .tag_resource()
-        .resource_arn(&mesh_arn)
-        .set_tags(Some(tags(40, 50)))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(&client, &mesh_arn, tags(40, 50)).await;
     assert_eq!(count(client.clone(), mesh_arn.clone()).await, 50);
     let result = client
         .tag_resource()
@@ -2834,13 +2808,7 @@ async fn names_with_dots_spaces_and_colons_round_trip() {
 
     // The ARN (in the query string) of such a resource addresses it for tags.
     let node_arn = arn("mesh/my mesh/virtualNode/node:1");
-    client
-        .tag_resource()
-        .resource_arn(&node_arn)
-        .tags(tag("a b", "c+d"))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(&client, &node_arn, vec![tag("a b", "c+d")]).await;
     let tags = client
         .list_tags_for_resource()
         .resource_arn(&node_arn)

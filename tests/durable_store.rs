@@ -297,14 +297,12 @@ async fn populate(client: &Client) -> VirtualNodeData {
     .await;
 
     let route_arn = common::arn("mesh/shop/virtualRouter/catalog-router/route/split");
-    client
-        .tag_resource()
-        .resource_arn(&route_arn)
-        .tags(tag("rollout", "half"))
-        .tags(tag("ticket", "OPS-42"))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(
+        client,
+        &route_arn,
+        vec![tag("rollout", "half"), tag("ticket", "OPS-42")],
+    )
+    .await;
     client
         .untag_resource()
         .resource_arn(&route_arn)
@@ -312,13 +310,12 @@ async fn populate(client: &Client) -> VirtualNodeData {
         .send()
         .await
         .unwrap();
-    client
-        .tag_resource()
-        .resource_arn(common::arn("mesh/shop/virtualGateway/ingress"))
-        .tags(tag("edge", "true"))
-        .send()
-        .await
-        .unwrap();
+    tag_resource(
+        client,
+        &common::arn("mesh/shop/virtualGateway/ingress"),
+        vec![tag("edge", "true")],
+    )
+    .await;
     first
 }
 

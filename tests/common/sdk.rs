@@ -392,3 +392,14 @@ pub async fn create_gateway_route(
         .gateway_route
         .expect("CreateGatewayRoute answers with the gateway route")
 }
+
+/// Tags the resource `arn` with `tags`.
+pub async fn tag_resource(client: &aws_sdk_appmesh::Client, arn: &str, tags: Vec<TagRef>) {
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("TagResource {arn}: {err:?}"));
+}
