@@ -171,19 +171,6 @@ async fn create_router(client: &Client, mesh: &str, router: &str, ports: &[i32])
         .unwrap();
 }
 
-async fn node_names(client: &Client, mesh: &str) -> Vec<String> {
-    let out = client
-        .list_virtual_nodes()
-        .mesh_name(mesh)
-        .send()
-        .await
-        .unwrap();
-    out.virtual_nodes()
-        .iter()
-        .map(|n| n.virtual_node_name.clone())
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------
 // The operations, resource kind by resource kind
 // ---------------------------------------------------------------------------------------
@@ -306,13 +293,7 @@ async fn mesh_create_describe_update_list_delete() {
     assert!(message(&err).contains("m"), "{err:?}");
     let again = client.delete_mesh().mesh_name("m").send().await;
     expect_exception!(NotFound, again);
-    let listed = client.list_meshes().send().await.unwrap();
-    let names: Vec<&str> = listed
-        .meshes()
-        .iter()
-        .map(|m| m.mesh_name.as_str())
-        .collect();
-    assert_eq!(names, ["another"]);
+    assert_eq!(mesh_names(&client).await, ["another"]);
 }
 
 #[tokio::test]
@@ -1387,7 +1368,7 @@ async fn more_than_fifty_tags_are_refused_and_none_are_applied() {
         .send()
         .await;
     expect_exception!(BadRequest, result);
-    assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 1);
+    assert_eq!(mesh_names(&client).await.len(), 1);
     assert!(node_names(&client, "m").await.is_empty());
     // Exactly 50 at create is fine.
     client
@@ -1879,15 +1860,7 @@ async fn deleting_what_is_in_use_is_refused() {
         deleted.status.unwrap().status,
         Some(MeshStatusCode::Deleted)
     );
-    assert!(
-        client
-            .list_meshes()
-            .send()
-            .await
-            .unwrap()
-            .meshes()
-            .is_empty()
-    );
+    assert!(mesh_names(&client).await.is_empty());
 }
 
 #[tokio::test]
@@ -1965,7 +1938,7 @@ async fn invalid_input_the_sdk_can_send_is_a_bad_request() {
     assert!(node_names(&client, "m").await.is_empty());
     let mesh = describe_mesh(&client, "m").await;
     assert_eq!(mesh.metadata.unwrap().version, 1);
-    assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 1);
+    assert_eq!(mesh_names(&client).await.len(), 1);
 }
 
 #[tokio::test]
@@ -1991,7 +1964,7 @@ async fn small_limits_are_limit_exceeded() {
         client.create_mesh().mesh_name("m3").send().await
     );
     assert!(message(&err).contains('2'), "{err:?}");
-    assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 2);
+    assert_eq!(mesh_names(&client).await.len(), 2);
     // A retry of an earlier create is answered from its record, not counted again.
     let retried = client
         .create_mesh()
@@ -2437,7 +2410,7 @@ async fn a_create_repeated_with_its_client_token_returns_the_first_result() {
         .await
         .unwrap();
     assert_eq!(mesh1.mesh, mesh2.mesh, "the retry gets the first answer");
-    assert_eq!(client.list_meshes().send().await.unwrap().meshes().len(), 1);
+    assert_eq!(mesh_names(&client).await.len(), 1);
 
     let create = || {
         client
@@ -2511,16 +2484,7 @@ async fn a_client_token_reused_for_a_different_request_is_a_conflict() {
             .await
     );
     assert!(message(&err).contains("tok"), "{err:?}");
-    let names: Vec<String> = client
-        .list_meshes()
-        .send()
-        .await
-        .unwrap()
-        .meshes()
-        .iter()
-        .map(|m| m.mesh_name.clone())
-        .collect();
-    assert_eq!(names, ["m"]);
+    assert_eq!(mesh_names(&client).await, ["m"]);
 
     // Same token and name, different spec.
     client

@@ -403,3 +403,27 @@ pub async fn tag_resource(client: &aws_sdk_appmesh::Client, arn: &str, tags: Vec
         .await
         .unwrap_or_else(|err| panic!("TagResource {arn}: {err:?}"));
 }
+
+/// The names of the meshes in one ListMeshes answer, in order.
+pub async fn mesh_names(client: &aws_sdk_appmesh::Client) -> Vec<String> {
+    let out = client
+        .list_meshes()
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("ListMeshes: {err:?}"));
+    out.meshes().iter().map(|m| m.mesh_name.clone()).collect()
+}
+
+/// The names of the virtual nodes of `mesh` in one ListVirtualNodes answer, in order.
+pub async fn node_names(client: &aws_sdk_appmesh::Client, mesh: &str) -> Vec<String> {
+    let out = client
+        .list_virtual_nodes()
+        .mesh_name(mesh)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("ListVirtualNodes {mesh}: {err:?}"));
+    out.virtual_nodes()
+        .iter()
+        .map(|n| n.virtual_node_name.clone())
+        .collect()
+}
