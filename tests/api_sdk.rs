@@ -367,16 +367,7 @@ async fn virtual_node_create_describe_update_list_delete() {
 
     // A spec without backends reads back with an empty list, as App Mesh fills it in.
     let bare = VirtualNodeSpec::builder().build();
-    let updated = client
-        .update_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .spec(bare)
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let updated = update_node(&client, "m", "n", bare).await;
     assert_eq!(
         updated.spec,
         Some(
@@ -390,16 +381,7 @@ async fn virtual_node_create_describe_update_list_delete() {
     assert_eq!(second.created_at, first.created_at);
 
     let new_spec = node_spec(9090, "n2.m.local", &["c.local"]);
-    let updated = client
-        .update_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .spec(new_spec.clone())
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let updated = update_node(&client, "m", "n", new_spec.clone()).await;
     assert_eq!(updated.spec.as_ref(), Some(&new_spec));
     assert_eq!(updated.metadata.unwrap().version, 3);
 
@@ -2443,14 +2425,7 @@ async fn a_create_repeated_with_its_client_token_returns_the_first_result() {
     );
 
     // The retry still gets the first answer after the node has changed since.
-    client
-        .update_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("n")
-        .spec(node_spec(9090, "n.local", &[]))
-        .send()
-        .await
-        .unwrap();
+    update_node(&client, "m", "n", node_spec(9090, "n.local", &[])).await;
     let third = create().send().await.unwrap().virtual_node.unwrap();
     assert_eq!(third.metadata.unwrap().version, 1);
     let current = describe_node(&client, "m", "n").await;

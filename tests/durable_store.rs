@@ -205,14 +205,13 @@ async fn populate(client: &Client) -> VirtualNodeData {
             .unwrap();
     }
     for port in [9081, 9082] {
-        client
-            .update_virtual_node()
-            .mesh_name("shop")
-            .virtual_node_name("catalog-v1")
-            .spec(node_spec(port, "catalog-v1.shop.local", &[]))
-            .send()
-            .await
-            .unwrap();
+        update_node(
+            client,
+            "shop",
+            "catalog-v1",
+            node_spec(port, "catalog-v1.shop.local", &[]),
+        )
+        .await;
     }
     client
         .delete_virtual_node()
@@ -376,16 +375,13 @@ async fn a_restart_on_the_same_data_directory_gives_back_everything() {
     assert_eq!(replay, first, "the retry gets the first answer back");
     assert_eq!(observe(&client).await, before, "the retry changed nothing");
 
-    let updated = client
-        .update_virtual_node()
-        .mesh_name("shop")
-        .virtual_node_name("catalog-v1")
-        .spec(node_spec(9083, "catalog-v1.shop.local", &[]))
-        .send()
-        .await
-        .unwrap()
-        .virtual_node
-        .unwrap();
+    let updated = update_node(
+        &client,
+        "shop",
+        "catalog-v1",
+        node_spec(9083, "catalog-v1.shop.local", &[]),
+    )
+    .await;
     assert_eq!(
         updated.metadata.unwrap().version,
         4,

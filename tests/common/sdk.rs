@@ -427,3 +427,22 @@ pub async fn node_names(client: &aws_sdk_appmesh::Client, mesh: &str) -> Vec<Str
         .map(|n| n.virtual_node_name.clone())
         .collect()
 }
+
+/// Updates the virtual node `node` of `mesh` to `spec`.
+pub async fn update_node(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    node: &str,
+    spec: VirtualNodeSpec,
+) -> VirtualNodeData {
+    client
+        .update_virtual_node()
+        .mesh_name(mesh)
+        .virtual_node_name(node)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("UpdateVirtualNode {mesh}/{node}: {err:?}"))
+        .virtual_node
+        .expect("UpdateVirtualNode answers with the node")
+}
