@@ -529,6 +529,19 @@ async fn with_etcd_unreachable_writes_are_503_and_reads_go_on() {
     assert_eq!(names, ["m", "m2"], "{list}");
 }
 
+/// The create that the restart test sends twice, with the same client token.
+fn create_web_with_token(
+    client: &Client,
+) -> aws_sdk_appmesh::operation::create_virtual_node::builders::CreateVirtualNodeFluentBuilder {
+    client
+        .create_virtual_node()
+        .mesh_name("m")
+        .virtual_node_name("web")
+        .spec(node_spec(8080, "web.local", &[]))
+        .tags(tag("team", "a"))
+        .client_token("token-1")
+}
+
 /// A replica killed and started again on the same etcd describes everything exactly as
 /// before (uids, versions, timestamps, tags), as does the other replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -537,16 +550,7 @@ async fn a_restarted_replica_loads_the_same_resources() {
     let a = Replica::start(&endpoints(&etcd)).await;
     let b = Replica::start(&endpoints(&etcd)).await;
     create_mesh(&a, "m").await;
-    a.client
-        .create_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("web")
-        .spec(node_spec(8080, "web.local", &[]))
-        .tags(tag("team", "a"))
-        .client_token("token-1")
-        .send()
-        .await
-        .unwrap();
+    create_web_with_token(&a.client).send().await.unwrap();
     move_node(&b, "web", 8081).await;
     move_node(&a, "web", 8082).await;
     let paths = [
@@ -576,14 +580,7 @@ async fn a_restarted_replica_loads_the_same_resources() {
     }
     // The client token is remembered across the restart too: the same request again
     // gets the first answer (version 1), and a different one with it is refused.
-    let again = restarted
-        .client
-        .create_virtual_node()
-        .mesh_name("m")
-        .virtual_node_name("web")
-        .spec(node_spec(8080, "web.local", &[]))
-        .tags(tag("team", "a"))
-        .client_token("token-1")
+    let again = create_web_with_token(&restarted.client)
         .send()
         .await
         .unwrap();
