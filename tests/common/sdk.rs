@@ -1,6 +1,6 @@
-//! The real AWS SDK for Rust's App Mesh client for a local meshd, and App Mesh specs built
-//! with its builders. It uses nothing but the SDK, so the examples include it too
-//! (through `#[path]`).
+//! The real AWS SDK for Rust's App Mesh client for a local meshd, App Mesh specs built
+//! with its builders, and the calls that tests expect to succeed. It uses nothing but the
+//! SDK, so the examples include it too (through `#[path]`).
 
 use std::net::SocketAddr;
 
@@ -192,8 +192,8 @@ pub fn tag(key: &str, value: &str) -> TagRef {
     TagRef::builder().key(key).value(value).build().unwrap()
 }
 
-// Calls that a test expects to succeed: each panics, naming the resource,
-// if the call fails or its answer lacks the resource.
+// Calls that a test expects to succeed: each panics, naming what it asked for, if the call
+// fails or its answer lacks the resource.
 
 /// The mesh `mesh` as DescribeMesh answers it.
 pub async fn describe_mesh(client: &aws_sdk_appmesh::Client, mesh: &str) -> MeshData {
@@ -393,6 +393,25 @@ pub async fn create_gateway_route(
         .expect("CreateGatewayRoute answers with the gateway route")
 }
 
+/// Updates the virtual node `node` of `mesh` to `spec`.
+pub async fn update_node(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    node: &str,
+    spec: VirtualNodeSpec,
+) -> VirtualNodeData {
+    client
+        .update_virtual_node()
+        .mesh_name(mesh)
+        .virtual_node_name(node)
+        .spec(spec)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("UpdateVirtualNode {mesh}/{node}: {err:?}"))
+        .virtual_node
+        .expect("UpdateVirtualNode answers with the node")
+}
+
 /// Tags the resource `arn` with `tags`.
 pub async fn tag_resource(client: &aws_sdk_appmesh::Client, arn: &str, tags: Vec<TagRef>) {
     client
@@ -426,23 +445,4 @@ pub async fn node_names(client: &aws_sdk_appmesh::Client, mesh: &str) -> Vec<Str
         .iter()
         .map(|n| n.virtual_node_name.clone())
         .collect()
-}
-
-/// Updates the virtual node `node` of `mesh` to `spec`.
-pub async fn update_node(
-    client: &aws_sdk_appmesh::Client,
-    mesh: &str,
-    node: &str,
-    spec: VirtualNodeSpec,
-) -> VirtualNodeData {
-    client
-        .update_virtual_node()
-        .mesh_name(mesh)
-        .virtual_node_name(node)
-        .spec(spec)
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("UpdateVirtualNode {mesh}/{node}: {err:?}"))
-        .virtual_node
-        .expect("UpdateVirtualNode answers with the node")
 }
