@@ -202,15 +202,21 @@ async fn concurrent_creates_of_one_name_through_two_replicas_conflict() {
     }
 }
 
-/// 2 × 25 updates of one virtual node, through both replicas at once (5 writers each):
-/// every answered update has its own version, and the final version counts them all.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_updates_through_two_replicas_are_never_lost() {
+/// One etcd member and two replicas on it, with the mesh `m` and its node `node` on 8080.
+async fn two_replicas_with_node(node: &str) -> (Vec<EtcdMember>, Replica, Replica) {
     let etcd = etcd_cluster(1).await;
     let a = Replica::start(&endpoints(&etcd)).await;
     let b = Replica::start(&endpoints(&etcd)).await;
     create_mesh(&a, "m").await;
-    create_node(&a, "m", "n", 8080).await;
+    create_node(&a, "m", node, 8080).await;
+    (etcd, a, b)
+}
+
+/// 2 × 25 updates of one virtual node, through both replicas at once (5 writers each):
+/// every answered update has its own version, and the final version counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_through_two_replicas_are_never_lost() {
+    let (_etcd, a, b) = two_replicas_with_node("n").await;
     agreed(&[&a, &b], &node_path("m", "n"), exists).await;
 
     let mut tasks = Vec::new();
@@ -269,11 +275,7 @@ async fn concurrent_updates_through_two_replicas_are_never_lost() {
 /// through the other: never both, never a route without its router.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delete_racing_a_create_under_it_keeps_referential_integrity() {
-    let etcd = etcd_cluster(1).await;
-    let a = Replica::start(&endpoints(&etcd)).await;
-    let b = Replica::start(&endpoints(&etcd)).await;
-    create_mesh(&a, "m").await;
-    create_node(&a, "m", "target", 8080).await;
+    let (etcd, a, b) = two_replicas_with_node("target").await;
     let (mut deleted, mut created) = (0, 0);
     for round in 0..15 {
         let router = format!("router-{round}");
@@ -372,21 +374,11 @@ async fn move_web_and_wait(
     println!("{what}: {} ms", changed.elapsed().as_millis());
 }
 
-/// One etcd member and two replicas on it, with the mesh `m` and its node `web` on 8080.
-async fn two_replicas_with_web() -> (Vec<EtcdMember>, Replica, Replica) {
-    let etcd = etcd_cluster(1).await;
-    let a = Replica::start(&endpoints(&etcd)).await;
-    let b = Replica::start(&endpoints(&etcd)).await;
-    create_mesh(&a, "m").await;
-    create_node(&a, "m", "web", 8080).await;
-    (etcd, a, b)
-}
-
 /// A change made through replica A reaches an Envoy connected to replica B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_through_one_replica_reaches_envoys_of_the_other() {
     let _envoy_lock = ENVOY_LOCK.lock().await;
-    let (_etcd, a, b) = two_replicas_with_web().await;
+    let (_etcd, a, b) = two_replicas_with_node("web").await;
     let envoy = Envoy::start(&common::arn(WEB), &b.xds_endpoint(), Mode::Sotw).await;
     wait_for_cluster(&envoy, &web_cluster(8080), WAIT).await;
 
@@ -400,7 +392,7 @@ async fn a_write_through_one_replica_reaches_envoys_of_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_envoy_fails_over_to_the_other_replica_when_its_replica_is_killed() {
     let _envoy_lock = ENVOY_LOCK.lock().await;
-    let (_etcd, a, b) = two_replicas_with_web().await;
+    let (_etcd, a, b) = two_replicas_with_node("web").await;
     let endpoint_block = |port: u16| {
         format!(
             "        - endpoint:\n            address:\n              socket_address:\n                address: 127.0.0.1\n                port_value: {port}\n"
