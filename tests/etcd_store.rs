@@ -580,6 +580,19 @@ async fn a_restarted_replica_loads_the_same_resources() {
         again.virtual_node().unwrap().metadata().unwrap().version(),
         1
     );
+    let refused = create_web_with_token(&restarted.client)
+        .spec(node_spec(9090, "web.local", &[]))
+        .send()
+        .await
+        .expect_err("a different request with a used client token is refused");
+    let refused = refused.into_service_error();
+    assert!(refused.is_conflict_exception(), "{refused:?}");
+    // And it changed nothing.
+    assert_eq!(
+        &restarted.get(&node_path("m", "web")).await,
+        &before[1],
+        "the node after the refused request"
+    );
 }
 
 /// `--store etcd` with its flags (and their environment variables) as `meshd serve` reads them.
