@@ -1,11 +1,14 @@
 //! The App Mesh control-plane API (version 2019-01-25) on the AWS restJson1 protocol:
 //! the routes, the shared state, and the response headers every answer carries.
 
+mod auth;
+mod credentials;
 mod error;
 mod pagination;
 mod render;
 mod request;
 mod resources;
+mod sigv4;
 mod tags;
 
 use std::sync::Arc;
@@ -21,6 +24,8 @@ use axum::routing::{MethodRouter, get, put};
 use crate::model::ResourceKind;
 use crate::store::Store;
 
+pub use auth::{Authentication, Verifier};
+pub use credentials::{Credentials, CredentialsError};
 pub use error::{ApiError, ErrorType};
 pub use render::Account;
 use request::Query;
@@ -319,6 +324,18 @@ pub fn router(app: App) -> Router {
         .route("/v20190125/tags", get(list_tags_ops))
         .fallback(fallback)
         .method_not_allowed_fallback(fallback)
-        .layer(middleware::from_fn(request_id))
         .with_state(app)
+}
+
+/// `routes` (the API's and any others on its port) as served: behind the signature
+/// check when there is a `verifier`, every answer (refusals too) with a request id.
+pub fn served(routes: Router, verifier: Option<Verifier>) -> Router {
+    let routes = match verifier {
+        Some(verifier) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(verifier),
+            auth::require_signature,
+        )),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn(request_id))
 }

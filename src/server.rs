@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, Account, App};
+use crate::api::{self, Account, App, Authentication};
 use crate::store::{Limits, Store, StoreConfig};
 use crate::xds::{Hub, XdsService};
 
@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where the store keeps its resources.
     pub store: StoreConfig,
+    /// How API requests are authenticated.
+    pub authentication: Authentication,
 }
 
 impl ServerConfig {
@@ -48,6 +50,7 @@ impl ServerConfig {
             account,
             limits: Limits::default(),
             store: StoreConfig::Memory,
+            authentication: Authentication::None,
         }
     }
 }
@@ -82,6 +85,11 @@ impl RunningServer {
 /// listeners and starts serving. A store that cannot be opened is an error whose
 /// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+    // A credentials file that cannot be used stops meshd before it opens anything.
+    config
+        .authentication
+        .verifier(&config.account.region)
+        .map_err(std::io::Error::other)?;
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
     let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
@@ -124,6 +132,10 @@ pub async fn start_with_store(
         }));
     }
 
+    let verifier = config
+        .authentication
+        .verifier(&config.account.region)
+        .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
     let app = App {
@@ -131,13 +143,14 @@ pub async fn start_with_store(
         account: Arc::new(config.account),
     };
     let status_hub = hub.clone();
-    let router = api::router(app).merge(axum::Router::new().route(
+    let routes = api::router(app).merge(axum::Router::new().route(
         "/meshd/v1/proxies",
         get(move || {
             let hub = status_hub.clone();
             async move { Json(hub.statuses().into_values().collect::<Vec<_>>()) }
         }),
     ));
+    let router = api::served(routes, verifier);
     let stop_api = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         axum::serve(listener, router)

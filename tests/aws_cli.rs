@@ -15,14 +15,27 @@ use serde_json::{Value, json};
 /// Runs `aws appmesh …` against one server, isolated from the user's AWS configuration.
 struct Cli {
     endpoint: String,
+    secret: String,
 }
+
+/// The key pair the CLI signs with (unless a test gives another secret).
+const ACCESS_KEY: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 impl Cli {
     async fn start() -> (meshd::server::RunningServer, Cli) {
         require_cli().await;
         let server = common::start_server().await;
-        let endpoint = format!("http://{}", server.api_addr);
-        (server, Cli { endpoint })
+        let cli = Cli::of(&server, SECRET);
+        (server, cli)
+    }
+
+    /// The CLI for `server`, signing with [`ACCESS_KEY`] and `secret`.
+    fn of(server: &meshd::server::RunningServer, secret: &str) -> Cli {
+        Cli {
+            endpoint: format!("http://{}", server.api_addr),
+            secret: secret.to_string(),
+        }
     }
 
     async fn run(&self, args: &[&str]) -> Output {
@@ -34,11 +47,8 @@ impl Cli {
             }
         }
         command
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            )
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
             .env("AWS_DEFAULT_REGION", common::REGION)
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -495,5 +505,91 @@ async fn cli_reports_service_errors() {
     assert_eq!(
         described["mesh"]["spec"],
         json!({ "egressFilter": { "type": "DROP_ALL" } })
+    );
+}
+
+/// With `--auth sigv4`, what the CLI (botocore's signer) signs is served, names and
+/// paging tokens included, and a wrong secret is refused with AWS's exception.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_requests_are_signed_and_verified() {
+    require_cli().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!("[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    let server = common::start_signed_server(credentials).await;
+    let cli = Cli::of(&server, SECRET);
+
+    let mesh = "my mesh";
+    cli.ok(&["create-mesh", "--mesh-name", mesh]).await;
+    let spec = r#"{"listeners":[{"portMapping":{"port":8080,"protocol":"http"}}],"serviceDiscovery":{"dns":{"hostname":"n.local"}}}"#;
+    for name in ["node:1", "node:2", "node:3"] {
+        cli.ok(&[
+            "create-virtual-node",
+            "--mesh-name",
+            mesh,
+            "--virtual-node-name",
+            name,
+            "--spec",
+            spec,
+        ])
+        .await;
+    }
+    // The CLI pages with --page-size 1, sending each next token in a signed query.
+    let listed = cli
+        .ok(&[
+            "list-virtual-nodes",
+            "--mesh-name",
+            mesh,
+            "--page-size",
+            "1",
+        ])
+        .await;
+    assert_eq!(node_names(&listed), ["node:1", "node:2", "node:3"]);
+    let arn = common::arn("mesh/my mesh");
+    let tagged = cli
+        .run(&[
+            "tag-resource",
+            "--resource-arn",
+            &arn,
+            "--tags",
+            r#"[{"key":"team","value":"mesh ops"}]"#,
+        ])
+        .await;
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let tags = cli
+        .ok(&["list-tags-for-resource", "--resource-arn", &arn])
+        .await;
+    assert_eq!(
+        tags["tags"],
+        json!([{ "key": "team", "value": "mesh ops" }])
+    );
+
+    let revision = server.store.snapshot().revision();
+    let stderr = Cli::of(&server, "not the secret")
+        .fails(
+            &[
+                "delete-virtual-node",
+                "--mesh-name",
+                mesh,
+                "--virtual-node-name",
+                "node:1",
+            ],
+            "DeleteVirtualNode",
+            "InvalidSignatureException",
+        )
+        .await;
+    assert!(stderr.contains("does not match"), "{stderr}");
+    assert_eq!(
+        server.store.snapshot().revision(),
+        revision,
+        "a refused request changes nothing"
     );
 }

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use crate::model::FieldError;
 use crate::store::StoreError;
 
-/// The exceptions of the App Mesh API (plus the protocol's own `UnknownOperationException`).
+/// The exceptions of the App Mesh API, plus the protocol's own `UnknownOperationException`
+/// and the ones AWS's front end answered requests it could not authenticate with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
     /// 400: the request breaks a rule.
@@ -32,6 +33,14 @@ pub enum ErrorType {
     TooManyTags,
     /// 404: no operation has this method and path.
     UnknownOperation,
+    /// 403: a request without an `Authorization` header (SigV4 required).
+    MissingAuthenticationToken,
+    /// 400: an `Authorization` header that is not a complete SigV4 one.
+    IncompleteSignature,
+    /// 403: an access key meshd does not know.
+    UnrecognizedClient,
+    /// 403: a wrong signature, a scope of another region or service, or a stale time.
+    InvalidSignature,
 }
 
 impl ErrorType {
@@ -49,14 +58,24 @@ impl ErrorType {
             Self::TooManyRequests => "TooManyRequestsException",
             Self::TooManyTags => "TooManyTagsException",
             Self::UnknownOperation => "UnknownOperationException",
+            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            Self::IncompleteSignature => "IncompleteSignatureException",
+            Self::UnrecognizedClient => "UnrecognizedClientException",
+            Self::InvalidSignature => "InvalidSignatureException",
         }
     }
 
     /// The HTTP status the API model gives the exception.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::BadRequest | Self::LimitExceeded | Self::TooManyTags => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadRequest
+            | Self::LimitExceeded
+            | Self::TooManyTags
+            | Self::IncompleteSignature => StatusCode::BAD_REQUEST,
+            Self::Forbidden
+            | Self::MissingAuthenticationToken
+            | Self::UnrecognizedClient
+            | Self::InvalidSignature => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownOperation => StatusCode::NOT_FOUND,
             Self::Conflict | Self::ResourceInUse => StatusCode::CONFLICT,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

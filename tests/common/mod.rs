@@ -55,6 +55,22 @@ pub async fn start_server_with_store(store: StoreConfig) -> RunningServer {
         .expect("meshd starts on 127.0.0.1:0 with its store")
 }
 
+/// Starts meshd's API on a free loopback port, serving only requests signed (SigV4)
+/// with a key pair from `credentials_file`.
+pub async fn start_signed_server(credentials_file: PathBuf) -> RunningServer {
+    let account = Account {
+        region: REGION.into(),
+        account_id: ACCOUNT_ID.into(),
+    };
+    let config = ServerConfig {
+        authentication: meshd::api::Authentication::SigV4 { credentials_file },
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    server::start(config)
+        .await
+        .expect("meshd starts on 127.0.0.1:0 with SigV4")
+}
+
 /// Starts meshd's API on a free loopback port over the embedded store in `data_dir`.
 pub async fn start_embedded_server(data_dir: &std::path::Path) -> RunningServer {
     start_server_with_store(StoreConfig::Embedded {
