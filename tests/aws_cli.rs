@@ -84,6 +84,18 @@ impl Cli {
         })
     }
 
+    /// Runs a command that must succeed and prints nothing (as `tag-resource`).
+    async fn succeeds(&self, args: &[&str]) {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "`aws appmesh {}` failed ({}):\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Runs a command that must fail with the service error `code` from `operation`;
     /// returns what the CLI printed on stderr.
     async fn fails(&self, args: &[&str], operation: &str, code: &str) -> String {
@@ -204,20 +216,14 @@ async fn cli_manages_a_mesh_and_its_tags() {
     assert_eq!(meshes[0]["version"], json!(2));
 
     let arn = common::arn("mesh/demo");
-    let tagged = cli
-        .run(&[
-            "tag-resource",
-            "--resource-arn",
-            &arn,
-            "--tags",
-            r#"[{"key":"team","value":"payments"},{"key":"env","value":""}]"#,
-        ])
-        .await;
-    assert!(
-        tagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tagged.stderr)
-    );
+    cli.succeeds(&[
+        "tag-resource",
+        "--resource-arn",
+        &arn,
+        "--tags",
+        r#"[{"key":"team","value":"payments"},{"key":"env","value":""}]"#,
+    ])
+    .await;
     let tags = cli
         .ok(&["list-tags-for-resource", "--resource-arn", &arn])
         .await;
@@ -550,20 +556,14 @@ async fn cli_requests_are_signed_and_verified() {
         .await;
     assert_eq!(node_names(&listed), ["node:1", "node:2", "node:3"]);
     let arn = common::arn("mesh/my mesh");
-    let tagged = cli
-        .run(&[
-            "tag-resource",
-            "--resource-arn",
-            &arn,
-            "--tags",
-            r#"[{"key":"team","value":"mesh ops"}]"#,
-        ])
-        .await;
-    assert!(
-        tagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tagged.stderr)
-    );
+    cli.succeeds(&[
+        "tag-resource",
+        "--resource-arn",
+        &arn,
+        "--tags",
+        r#"[{"key":"team","value":"mesh ops"}]"#,
+    ])
+    .await;
     let tags = cli
         .ok(&["list-tags-for-resource", "--resource-arn", &arn])
         .await;
