@@ -17,11 +17,13 @@
 //! store writes to a temporary directory (`TMPDIR`), so the figures depend on that file
 //! system's fsync; etcd's depend on where its data directory is. Without `--store`, the
 //! memory and embedded stores are measured (and etcd, if `--etcd-endpoints` is given).
-//! Each etcd run uses a fresh key prefix.
+//! Each etcd run uses a fresh key prefix. A store name with `+sigv4` (e.g.
+//! `--store memory+sigv4`) runs meshd with `--auth sigv4`, so that the cost of checking
+//! every request's signature shows beside the same store without it.
 
 use std::time::{Duration, Instant};
 
-use meshd::api::Account;
+use meshd::api::{Account, Authentication};
 use meshd::server::{self, ServerConfig};
 use meshd::store::StoreConfig;
 
@@ -45,13 +47,20 @@ struct Figures {
     concurrent_per_second: f64,
 }
 
-async fn measure(store: StoreConfig, creates: usize, writers: usize, updates: usize) -> Figures {
+async fn measure(
+    store: StoreConfig,
+    authentication: Authentication,
+    creates: usize,
+    writers: usize,
+    updates: usize,
+) -> Figures {
     let account = Account {
         region: "us-east-1".into(),
         account_id: "111122223333".into(),
     };
     let config = ServerConfig {
         store,
+        authentication,
         ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
     };
     let server = server::start(config).await.expect("meshd starts");
@@ -156,7 +165,7 @@ fn parse_args() -> Args {
         }
     }
     if args.stores.is_empty() {
-        args.stores = vec!["memory".into(), "embedded".into()];
+        args.stores = vec!["memory".into(), "memory+sigv4".into(), "embedded".into()];
         if args.etcd_endpoints.is_some() {
             args.stores.push("etcd".into());
         }
@@ -178,8 +187,24 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     let data_dir = tempfile::tempdir().expect("a temporary data directory");
+    // The key pair `sdk::sdk_client` signs with, for the `+sigv4` runs.
+    let credentials_file = data_dir.path().join("credentials");
+    std::fs::write(
+        &credentials_file,
+        "[bench]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n",
+    )
+    .expect("the credentials file is written");
     for name in &args.stores {
-        let store = match name.as_str() {
+        let (store_name, authentication) = match name.strip_suffix("+sigv4") {
+            Some(store_name) => (
+                store_name,
+                Authentication::SigV4 {
+                    credentials_file: credentials_file.clone(),
+                },
+            ),
+            None => (name.as_str(), Authentication::None),
+        };
+        let store = match store_name {
             "memory" => StoreConfig::Memory,
             "embedded" => StoreConfig::Embedded {
                 data_dir: data_dir.path().to_path_buf(),
@@ -199,9 +224,11 @@ async fn main() {
                 ),
                 access: Default::default(),
             },
-            other => panic!("unknown store {other:?}: memory, embedded or etcd"),
+            other => panic!(
+                "unknown store {other:?}: memory, embedded or etcd (each with or without +sigv4)"
+            ),
         };
-        let f = measure(store, creates, writers, updates).await;
+        let f = measure(store, authentication, creates, writers, updates).await;
         println!(
             "| {name} | {:.2} ms | {:.2} ms | {:.0} | {:.2} ms | {:.2} ms | {:.0} |",
             f.sequential_p50,
