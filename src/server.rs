@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, Account, App, Authentication};
+use crate::api::{self, Account, App, Authentication, Verifier};
 use crate::store::{Limits, Store, StoreConfig};
 use crate::xds::{Hub, XdsService};
 
@@ -86,7 +86,7 @@ impl RunningServer {
 /// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     // A credentials file that cannot be used stops meshd before it opens anything.
-    config
+    let verifier = config
         .authentication
         .verifier(&config.account.region)
         .map_err(std::io::Error::other)?;
@@ -108,17 +108,18 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
             data_dir.display()
         );
     }
-    start_with_store(config, Arc::new(store)).await
+    serve(config, Arc::new(store), verifier).await
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Binds the listeners and starts serving `store`.
-pub async fn start_with_store(
+/// Binds the listeners and starts serving `store`, the API behind `verifier` if any.
+async fn serve(
     config: ServerConfig,
     store: Arc<Store>,
+    verifier: Option<Verifier>,
 ) -> std::io::Result<RunningServer> {
     let (stop, stop_rx) = watch::channel(false);
     let hub = Hub::new(store.clone(), config.debounce);
@@ -132,10 +133,6 @@ pub async fn start_with_store(
         }));
     }
 
-    let verifier = config
-        .authentication
-        .verifier(&config.account.region)
-        .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
     let app = App {

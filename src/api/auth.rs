@@ -90,7 +90,6 @@ pub async fn require_signature(
             .into_response();
         }
     };
-    let host_from_uri = parts.uri.authority().map(|authority| authority.to_string());
     let mut headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -98,9 +97,9 @@ pub async fn require_signature(
         .collect();
     // HTTP/2 carries the host as `:authority`, which is not among the headers.
     if !parts.headers.contains_key("host")
-        && let Some(host) = &host_from_uri
+        && let Some(authority) = parts.uri.authority()
     {
-        headers.push(("host", host.as_bytes()));
+        headers.push(("host", authority.as_str().as_bytes()));
     }
     let signed = SignedRequest {
         method: parts.method.as_str(),
