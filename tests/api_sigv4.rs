@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_async::time::StaticTimeSource;
-use common::sdk::{describe_mesh, describe_node, mesh_names, node_names, node_spec, tag_resource};
+use common::sdk::{
+    all_node_names, describe_mesh, describe_node, mesh_names, node_names, node_spec, tag_resource,
+};
 
 const KEY: &str = "AKIDMESHDTEST";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -43,12 +45,9 @@ fn client(
     clock: Option<SystemTime>,
 ) -> Client {
     let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
-    let mut config = aws_sdk_appmesh::Config::builder()
-        .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
-        .region(aws_sdk_appmesh::config::Region::new(region.to_string()))
+    let mut config = common::sdk::sdk_config(server.api_addr)
         .credentials_provider(credentials)
-        .endpoint_url(format!("http://{}", server.api_addr))
-        .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled());
+        .region(aws_sdk_appmesh::config::Region::new(region.to_string()));
     if let Some(at) = clock {
         config = config.time_source(StaticTimeSource::new(at));
     }
@@ -109,27 +108,7 @@ async fn requests_the_sdk_signs_with_a_known_key_are_served() {
     );
 
     // Paging: the next token travels in the query, signed sorted and re-encoded.
-    let mut seen = Vec::new();
-    let mut token = None;
-    loop {
-        let page = ops
-            .list_virtual_nodes()
-            .mesh_name(mesh)
-            .limit(1)
-            .set_next_token(token)
-            .send()
-            .await
-            .unwrap();
-        seen.extend(
-            page.virtual_nodes()
-                .iter()
-                .map(|node| node.virtual_node_name.clone()),
-        );
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
+    let seen = all_node_names(&ops, mesh, Some(1)).await;
     assert_eq!(seen, ["node:1", "node:2", "node:3"]);
     assert_eq!(node_names(&admin, mesh).await, seen);
 

@@ -67,14 +67,7 @@ impl Cli {
 
     /// Runs a command that must succeed and returns the JSON it prints.
     async fn ok(&self, args: &[&str]) -> Value {
-        let output = self.run(args).await;
-        assert!(
-            output.status.success(),
-            "`aws appmesh {}` failed ({}):\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = self.succeeds(args).await;
         serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
             panic!(
                 "`aws appmesh {}` printed no JSON ({err}):\n{}",
@@ -84,8 +77,8 @@ impl Cli {
         })
     }
 
-    /// Runs a command that must succeed and prints nothing (as `tag-resource`).
-    async fn succeeds(&self, args: &[&str]) {
+    /// Runs a command that must succeed (as `tag-resource`, which prints nothing).
+    async fn succeeds(&self, args: &[&str]) -> Output {
         let output = self.run(args).await;
         assert!(
             output.status.success(),
@@ -94,6 +87,7 @@ impl Cli {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
+        output
     }
 
     /// Runs a command that must fail with the service error `code` from `operation`;

@@ -609,28 +609,7 @@ async fn write_until_killed(client: Client, mut writer: Writer, mut rng: Rng) ->
 /// losses found, and settles each unanswered write with what the server holds.
 async fn check_after_restart(client: &Client, writers: &mut [Writer]) -> Checked {
     let mut checked = Checked::default();
-    let listed: Vec<String> = {
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let page = client
-                .list_virtual_nodes()
-                .mesh_name(MESH)
-                .set_next_token(token)
-                .send()
-                .await
-                .expect("the restarted meshd lists the nodes");
-            names.extend(
-                page.virtual_nodes()
-                    .iter()
-                    .map(|node| node.virtual_node_name.clone()),
-            );
-            token = page.next_token;
-            if token.is_none() {
-                break names;
-            }
-        }
-    };
+    let listed = all_node_names(client, MESH, None).await;
     let mut known_names = Vec::new();
     for writer in writers.iter_mut() {
         for (name, known) in writer.nodes.iter_mut() {

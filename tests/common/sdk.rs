@@ -12,16 +12,20 @@ pub const REGION: &str = "us-east-1";
 /// The real AWS SDK for Rust's App Mesh client, pointed at `addr`, with no retries so
 /// that each call is one request.
 pub fn sdk_client(addr: SocketAddr) -> aws_sdk_appmesh::Client {
+    aws_sdk_appmesh::Client::from_conf(sdk_config(addr).build())
+}
+
+/// The configuration of [`sdk_client`], to change before building: key pair
+/// `AKIDEXAMPLE`/`secret`, region [`REGION`], endpoint `addr`, no retries.
+pub fn sdk_config(addr: SocketAddr) -> aws_sdk_appmesh::config::Builder {
     let credentials =
         aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-    let config = aws_sdk_appmesh::Config::builder()
+    aws_sdk_appmesh::Config::builder()
         .behavior_version(aws_sdk_appmesh::config::BehaviorVersion::latest())
         .region(aws_sdk_appmesh::config::Region::new(REGION))
         .credentials_provider(credentials)
         .endpoint_url(format!("http://{addr}"))
         .retry_config(aws_sdk_appmesh::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_appmesh::Client::from_conf(config)
 }
 
 pub fn port_mapping(port: i32, protocol: PortProtocol) -> PortMapping {
@@ -445,4 +449,34 @@ pub async fn node_names(client: &aws_sdk_appmesh::Client, mesh: &str) -> Vec<Str
         .iter()
         .map(|n| n.virtual_node_name.clone())
         .collect()
+}
+
+/// The names of all the virtual nodes of `mesh`, in order, following the next tokens of
+/// ListVirtualNodes pages of at most `limit` (the service's default if none).
+pub async fn all_node_names(
+    client: &aws_sdk_appmesh::Client,
+    mesh: &str,
+    limit: Option<i32>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_virtual_nodes()
+            .mesh_name(mesh)
+            .set_limit(limit)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("ListVirtualNodes {mesh}: {err:?}"));
+        names.extend(
+            page.virtual_nodes()
+                .iter()
+                .map(|node| node.virtual_node_name.clone()),
+        );
+        token = page.next_token;
+        if token.is_none() {
+            return names;
+        }
+    }
 }
