@@ -1,11 +1,14 @@
 //! The command line: `meshd serve` and its flags, each also read from a `MESHD_*` variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{Account, Authentication};
-use crate::server::ServerConfig;
+use crate::net::ListenerLimits;
+use crate::server::{ServerConfig, XdsConfig, XdsTls};
 use crate::store::{EtcdAccess, Limits, StoreConfig};
 
 /// meshd: a self-hosted, AWS App Mesh-compatible control plane for Envoy.
@@ -87,12 +90,59 @@ pub struct ServeArgs {
     #[arg(long, env = "MESHD_XDS_ADDR", default_value = "127.0.0.1:18000")]
     pub xds_addr: SocketAddr,
     /// Also serve xDS on this Unix socket (the App Mesh Envoy image's `unix://` endpoint).
+    /// Any local process that may open it may stream any node.
     #[arg(long, env = "MESHD_XDS_UDS")]
     pub xds_uds: Option<std::path::PathBuf>,
+    /// TLS on the xDS TCP port: meshd's certificate chain (PEM). A changed file is
+    /// picked up without a restart.
+    #[arg(long, env = "MESHD_XDS_TLS_CERT", requires = "xds_tls_key")]
+    pub xds_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --xds-tls-cert.
+    #[arg(long, env = "MESHD_XDS_TLS_KEY", requires = "xds_tls_cert")]
+    pub xds_tls_key: Option<PathBuf>,
+    /// Proxies may authenticate with a client certificate that chains to this CA (PEM);
+    /// its URI SAN spiffe://<trust domain>/mesh/<mesh>/virtualNode/<name> (or
+    /// /virtualGateway/<name>) is the one node it may stream.
+    #[arg(long, env = "MESHD_XDS_CLIENT_CA", requires = "xds_tls_cert")]
+    pub xds_client_ca: Option<PathBuf>,
+    /// Proxies may authenticate with a bearer token (`authorization: Bearer <token>`):
+    /// each line of this file is a token and the node ids it may stream (`*` for one
+    /// whole name; a lone `*` for every node); `#` starts a comment. SIGHUP re-reads it.
+    #[arg(long, env = "MESHD_XDS_TOKENS")]
+    pub xds_tokens: Option<PathBuf>,
+    /// The SPIFFE trust domain of proxies' client certificates.
+    #[arg(long, env = "MESHD_TRUST_DOMAIN", default_value = crate::access::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
+    /// Serve xDS on a non-loopback --xds-addr without any proxy credential (anyone who
+    /// reaches it may read every proxy's configuration).
+    #[arg(long, env = "MESHD_XDS_INSECURE")]
+    pub xds_insecure: bool,
+    /// Most connections held on the xDS port (when full, the oldest connection without
+    /// a stream is closed to make room).
+    #[arg(long, env = "MESHD_XDS_MAX_CONNECTIONS", default_value_t = ListenerLimits::default().max_connections)]
+    pub xds_max_connections: usize,
+    /// How long a connection to the xDS port may take for its TLS handshake and HTTP/2
+    /// preface (e.g. `10s`).
+    #[arg(long, env = "MESHD_XDS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub xds_handshake_timeout: Duration,
+    /// How long a connection to the xDS port may carry no stream before it is closed.
+    #[arg(long, env = "MESHD_XDS_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub xds_idle_timeout: Duration,
+    /// Most concurrent streams on one xDS connection.
+    #[arg(long, env = "MESHD_XDS_MAX_STREAMS_PER_CONNECTION", default_value_t = XdsConfig::default().max_streams_per_connection)]
+    pub xds_max_streams_per_connection: u32,
+    /// Most xDS streams one identity (a certificate's, a token, or the node id an
+    /// unauthenticated proxy claims) may hold at once.
+    #[arg(long, env = "MESHD_XDS_MAX_STREAMS_PER_IDENTITY", default_value_t = crate::access::DEFAULT_MAX_STREAMS_PER_IDENTITY)]
+    pub xds_max_streams_per_identity: usize,
+    /// How long a proxy's compiled configuration is kept after its last stream ends
+    /// (a reconnecting proxy finds it ready).
+    #[arg(long, env = "MESHD_XDS_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub xds_grace: Duration,
     /// Longest push window, in milliseconds: a lone change is pushed at once; changes
     /// within the window of the last push are pushed together when it ends. The window is
     /// twice as long as the last publication took, at most this (0: no window).
-    #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::xds::DEFAULT_DEBOUNCE.as_millis() as u64)]
+    #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::hub::DEFAULT_DEBOUNCE.as_millis() as u64)]
     pub debounce_ms: u64,
     /// Region in ARNs.
     #[arg(long, env = "MESHD_REGION", default_value = "us-east-1")]
@@ -168,6 +218,27 @@ pub enum AuthKind {
     Sigv4,
 }
 
+/// Parses a duration: a number with a unit, `ms`, `s`, `m` or `h` (`500ms`, `10s`, `5m`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration such as 500ms, 10s, 5m or 1h"))?;
+    let unit = match unit {
+        "ms" => Duration::from_millis(1),
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(format!("{value:?} is not a duration such as 500ms, 10s, 5m or 1h")),
+    };
+    unit.checked_mul(u32::try_from(number).map_err(|_| format!("{value:?} is too long"))?)
+        .ok_or_else(|| format!("{value:?} is too long"))
+}
+
 fn parse_account_id(value: &str) -> Result<String, String> {
     if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
         Ok(value.to_string())
@@ -184,6 +255,27 @@ impl ServeArgs {
             xds_addr: Some(self.xds_addr),
             xds_uds: self.xds_uds.clone(),
             debounce: std::time::Duration::from_millis(self.debounce_ms),
+            xds: XdsConfig {
+                tls: match (&self.xds_tls_cert, &self.xds_tls_key) {
+                    (Some(cert), Some(key)) => Some(XdsTls {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: self.xds_client_ca.clone(),
+                    }),
+                    _ => None,
+                },
+                tokens_file: self.xds_tokens.clone(),
+                trust_domain: self.trust_domain.clone(),
+                insecure: self.xds_insecure,
+                listener: ListenerLimits {
+                    max_connections: self.xds_max_connections,
+                    handshake_timeout: self.xds_handshake_timeout,
+                    idle_timeout: self.xds_idle_timeout,
+                },
+                max_streams_per_connection: self.xds_max_streams_per_connection,
+                max_streams_per_identity: self.xds_max_streams_per_identity,
+                grace: self.xds_grace,
+            },
             account: Account {
                 region: self.region.clone(),
                 account_id: self.account_id.clone(),
@@ -249,5 +341,16 @@ mod tests {
             clap::error::ErrorKind::MissingRequiredArgument
         );
         assert!(authentication(&["--auth", "basic"]).is_err());
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

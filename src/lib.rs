@@ -2,12 +2,15 @@
 //!
 //! See ARCHITECTURE.md for how the modules fit together.
 
+pub mod access;
 pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod compile;
 pub mod definition;
+pub mod hub;
 pub mod model;
+pub mod net;
 pub mod server;
 pub mod store;
 pub mod xds;

@@ -72,6 +72,12 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
 }
 
 async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
+    // The connection limits, not the open-files limit, decide how many connections
+    // meshd holds.
+    match meshd::net::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-files limit"),
+        Err(err) => tracing::warn!("cannot raise the open-files limit: {err}"),
+    }
     let server = meshd::server::start(args.server_config()).await?;
     tracing::info!(api_addr = %server.api_addr, "meshd is serving the App Mesh API on http://{}", server.api_addr);
     if let Some(xds_addr) = server.xds_addr {

@@ -14,9 +14,101 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::access::{AccessConfig, Gate};
 use crate::api::{self, Account, App, Authentication, Verifier};
+use crate::hub::Hub;
+use crate::net::{ListenerLimits, ListenerStats, ServerTls, serve_connections};
 use crate::store::{Limits, Store, StoreConfig};
-use crate::xds::{Hub, XdsService};
+use crate::xds::XdsService;
+
+/// TLS on the xDS TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsTls {
+    /// meshd's certificate chain (PEM), re-read when it changes.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA that proxies' client certificates must chain to, if they may present one.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How the xDS server is secured and bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsConfig {
+    /// TLS on the TCP port, if any.
+    pub tls: Option<XdsTls>,
+    /// The bearer tokens proxies may present, if any.
+    pub tokens_file: Option<PathBuf>,
+    /// The SPIFFE trust domain of proxies' certificates.
+    pub trust_domain: String,
+    /// Serve a non-loopback address without any credential (`--xds-insecure`).
+    pub insecure: bool,
+    /// Connections on the TCP port (and the Unix socket).
+    pub listener: ListenerLimits,
+    /// The most concurrent streams on one connection.
+    pub max_streams_per_connection: u32,
+    /// The most streams one identity may hold at once.
+    pub max_streams_per_identity: usize,
+    /// How long a proxy's compiled state outlives its last stream.
+    pub grace: Duration,
+}
+
+impl Default for XdsConfig {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            tokens_file: None,
+            trust_domain: crate::access::DEFAULT_TRUST_DOMAIN.into(),
+            insecure: false,
+            listener: ListenerLimits::default(),
+            max_streams_per_connection: 128,
+            max_streams_per_identity: crate::access::DEFAULT_MAX_STREAMS_PER_IDENTITY,
+            grace: crate::hub::DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Why the xDS server would not be safe to start as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XdsConfigError {
+    /// A non-loopback address with no way for proxies to prove who they are.
+    #[error(
+        "--xds-addr {0} is not a loopback address, and no proxy credential is configured: anyone who reaches it could read every proxy's configuration. Give --xds-tls-cert/--xds-tls-key with --xds-client-ca and/or --xds-tokens (see \"Securing xDS\" in the README), or --xds-insecure to serve it openly"
+    )]
+    OpenOnNetwork(SocketAddr),
+    /// Bearer tokens on a non-loopback address without TLS.
+    #[error(
+        "--xds-addr {0} is not a loopback address and --xds-tokens is given without --xds-tls-cert: the tokens would cross the network in the clear. Add --xds-tls-cert/--xds-tls-key, or --xds-insecure"
+    )]
+    TokensInTheClear(SocketAddr),
+}
+
+impl XdsConfig {
+    /// The access rules these settings make.
+    pub fn access(&self) -> AccessConfig {
+        AccessConfig {
+            client_certificates: self.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()),
+            tokens_file: self.tokens_file.clone(),
+            trust_domain: self.trust_domain.clone(),
+            max_streams_per_identity: self.max_streams_per_identity,
+        }
+    }
+
+    /// Refuses settings that would expose proxies' configuration on `addr`: secure by
+    /// default off loopback.
+    pub fn check(&self, addr: SocketAddr) -> Result<(), XdsConfigError> {
+        if addr.ip().is_loopback() || self.insecure {
+            return Ok(());
+        }
+        if !self.access().requires_credentials() {
+            return Err(XdsConfigError::OpenOnNetwork(addr));
+        }
+        if self.tokens_file.is_some() && self.tls.is_none() {
+            return Err(XdsConfigError::TokensInTheClear(addr));
+        }
+        Ok(())
+    }
+}
 
 /// What a meshd server needs to start.
 #[derive(Debug, Clone)]
@@ -29,6 +121,8 @@ pub struct ServerConfig {
     pub xds_uds: Option<PathBuf>,
     /// How long to wait after a change for more before pushing to proxies.
     pub debounce: Duration,
+    /// How the xDS server is secured and bounded.
+    pub xds: XdsConfig,
     /// The region and account meshd answers as.
     pub account: Account,
     /// Limits on the number of resources.
@@ -46,7 +140,8 @@ impl ServerConfig {
             api_addr,
             xds_addr: None,
             xds_uds: None,
-            debounce: crate::xds::DEFAULT_DEBOUNCE,
+            debounce: crate::hub::DEFAULT_DEBOUNCE,
+            xds: XdsConfig::default(),
             account,
             limits: Limits::default(),
             store: StoreConfig::Memory,
@@ -63,8 +158,14 @@ pub struct RunningServer {
     pub xds_addr: Option<SocketAddr>,
     /// The store the server serves.
     pub store: Arc<Store>,
-    /// The xDS hub (compiled configuration and stream status).
+    /// The xDS hub (compiled configuration).
     pub hub: Arc<Hub>,
+    /// The xDS gate (who may stream what; refusals).
+    pub gate: Arc<Gate>,
+    /// The xDS streams.
+    pub xds: XdsService,
+    /// The xDS TCP listener's connection counts.
+    pub xds_listener: Arc<ListenerStats>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -85,11 +186,15 @@ impl RunningServer {
 /// listeners and starts serving. A store that cannot be opened is an error whose
 /// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
-    // A credentials file that cannot be used stops meshd before it opens anything.
+    // A credentials file that cannot be used, or an xDS port that would be open to the
+    // network, stops meshd before it opens anything.
     let verifier = config
         .authentication
         .verifier(&config.account.region)
         .map_err(std::io::Error::other)?;
+    if let Some(addr) = config.xds_addr {
+        config.xds.check(addr).map_err(std::io::Error::other)?;
+    }
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
     let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
@@ -122,7 +227,16 @@ async fn serve(
     verifier: Option<Verifier>,
 ) -> std::io::Result<RunningServer> {
     let (stop, stop_rx) = watch::channel(false);
-    let hub = Hub::new(store.clone(), config.debounce);
+    let tls = match &config.xds.tls {
+        Some(tls) => Some(Arc::new(
+            ServerTls::new(&tls.cert, &tls.key, tls.client_ca.as_deref())
+                .map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
+    let hub = Hub::new(store.clone(), config.debounce, config.xds.grace);
+    let gate =
+        Arc::new(Gate::new(hub.clone(), config.xds.access()).map_err(std::io::Error::other)?);
     let mut tasks = Vec::new();
     {
         let hub = hub.clone();
@@ -132,6 +246,12 @@ async fn serve(
             Ok(())
         }));
     }
+    if config.xds.tokens_file.is_some() {
+        tasks.push(tokio::spawn(reload_tokens_on_hangup(
+            gate.clone(),
+            stop_rx.clone(),
+        )));
+    }
 
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
@@ -139,13 +259,12 @@ async fn serve(
         store: store.clone(),
         account: Arc::new(config.account),
     };
-    let status_hub = hub.clone();
-    let routes = api::router(app).merge(axum::Router::new().route(
-        "/meshd/v1/proxies",
-        get(move || {
-            let hub = status_hub.clone();
-            async move { Json(hub.statuses().into_values().collect::<Vec<_>>()) }
-        }),
+    let service = XdsService::new(gate.clone()).with_shutdown(stop_rx.clone());
+    let xds_listener = Arc::new(ListenerStats::default());
+    let routes = api::router(app).merge(status_routes(
+        service.clone(),
+        gate.clone(),
+        xds_listener.clone(),
     ));
     let router = api::served(routes, verifier);
     let stop_api = stop_rx.clone();
@@ -155,16 +274,15 @@ async fn serve(
             .await
     }));
 
-    let service = XdsService::new(hub.clone()).with_shutdown(stop_rx.clone());
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
         let listener = TcpListener::bind(addr).await?;
         xds_addr = Some(listener.local_addr()?);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let service = service.clone();
+        let incoming = serve_connections(listener, tls, config.xds.listener, xds_listener.clone());
+        let router = grpc_router(service.clone(), &config.xds);
         let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            grpc_router(service)
+            router
                 .serve_with_incoming_shutdown(incoming, stopped(stop))
                 .await
                 .map_err(std::io::Error::other)
@@ -173,10 +291,16 @@ async fn serve(
     if let Some(path) = config.xds_uds.clone() {
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path)?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let incoming = serve_connections(
+            listener,
+            None,
+            config.xds.listener,
+            Arc::new(ListenerStats::default()),
+        );
+        let router = grpc_router(service.clone(), &config.xds);
         let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let result = grpc_router(service)
+            let result = router
                 .serve_with_incoming_shutdown(incoming, stopped(stop))
                 .await
                 .map_err(std::io::Error::other);
@@ -189,14 +313,76 @@ async fn serve(
         xds_addr,
         store,
         hub,
+        gate,
+        xds: service,
+        xds_listener,
         stop,
         tasks,
     })
 }
 
-fn grpc_router(service: XdsService) -> tonic::transport::server::Router {
+/// meshd's own views on the API port: `GET /meshd/v1/proxies` (each connected stream:
+/// what it was sent, accepted and rejected) and `GET /meshd/v1/xds` (the xDS server's
+/// counts: per-proxy states, refused streams by reason and the latest refusals,
+/// connections).
+fn status_routes(
+    service: XdsService,
+    gate: Arc<Gate>,
+    listener: Arc<ListenerStats>,
+) -> axum::Router {
+    let streams = service.streams().clone();
+    axum::Router::new()
+        .route(
+            "/meshd/v1/proxies",
+            get(move || {
+                let streams = streams.clone();
+                async move { Json(streams.statuses().into_values().collect::<Vec<_>>()) }
+            }),
+        )
+        .route(
+            "/meshd/v1/xds",
+            get(move || {
+                let (service, gate, listener) = (service.clone(), gate.clone(), listener.clone());
+                async move {
+                    Json(serde_json::json!({
+                        "streams": service.streams().len(),
+                        "gate": gate.view(),
+                        "connections": listener.counts(),
+                    }))
+                }
+            }),
+        )
+}
+
+/// Re-reads the token file on every SIGHUP until `stop`.
+async fn reload_tokens_on_hangup(
+    gate: Arc<Gate>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            received = hangups.recv() => if received.is_none() { return Ok(()) },
+        }
+        match gate.reload_tokens() {
+            Some(Ok(count)) => tracing::info!(tokens = count, "re-read the xDS token file"),
+            Some(Err(err)) => {
+                tracing::error!("keeping the xDS tokens in force: {err}");
+            }
+            None => {}
+        }
+    }
+}
+
+fn grpc_router(service: XdsService, config: &XdsConfig) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(config.max_streams_per_connection)
         .add_service(
             AggregatedDiscoveryServiceServer::new(service.clone())
                 .max_decoding_message_size(64 << 20),

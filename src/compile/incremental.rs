@@ -17,9 +17,21 @@ use super::{
     ProxyConfig, ProxyId, Sharing, all_proxies, compile_many, compile_sharing, dependency_key,
 };
 
-/// The compiled configuration of every proxy of the store, kept up to date.
+/// Which proxies a [`Compiled`] keeps.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every proxy of the store (and any other asked for).
+    #[default]
+    Every,
+    /// Only those asked for ([`Compiled::get`]) and not yet released.
+    Held,
+}
+
+/// The compiled configuration of proxies of the store, kept up to date: every proxy
+/// ([`Compiled::new`]), or only those held by a stream ([`Compiled::on_demand`]).
 #[derive(Debug, Default)]
 pub struct Compiled {
+    scope: Scope,
     snapshot: Arc<Snapshot>,
     proxies: BTreeMap<ProxyId, Arc<ProxyConfig>>,
     dependencies: BTreeMap<ProxyId, Dependencies>,
@@ -45,8 +57,43 @@ impl Compiled {
         compiled
     }
 
-    /// The configuration of `proxy`, compiled on demand if the store has no such proxy
-    /// (yet): a proxy that connects before its virtual node exists gets an empty one.
+    /// Compiles no proxy until one is asked for ([`Compiled::get`]), and keeps each
+    /// only until it is released ([`Compiled::release`]): what a server needs, whose
+    /// streams come and go and may name proxies that do not exist.
+    pub fn on_demand(snapshot: Arc<Snapshot>) -> Self {
+        Compiled {
+            scope: Scope::Held,
+            snapshot,
+            ..Default::default()
+        }
+    }
+
+    /// Forgets `proxy`'s configuration (kept on demand): later changes no longer
+    /// recompile it. Returns whether it was kept.
+    pub fn release(&mut self, proxy: &ProxyId) -> bool {
+        let Some(config) = self.proxies.remove(proxy) else {
+            return false;
+        };
+        self.replaced.push(config);
+        if let Some(dependencies) = self.dependencies.remove(proxy) {
+            self.unindex(proxy, &dependencies);
+        }
+        true
+    }
+
+    /// How many proxies' configurations are kept.
+    pub fn len(&self) -> usize {
+        self.proxies.len()
+    }
+
+    /// Whether no proxy's configuration is kept.
+    pub fn is_empty(&self) -> bool {
+        self.proxies.is_empty()
+    }
+
+    /// The configuration of `proxy`, compiled on demand if it is not kept (on demand,
+    /// or because the store has no such proxy yet: a proxy that connects before its
+    /// virtual node exists gets an empty one).
     pub fn get(&mut self, proxy: &ProxyId) -> Arc<ProxyConfig> {
         if let Some(config) = self.proxies.get(proxy) {
             return config.clone();
@@ -139,7 +186,7 @@ impl Compiled {
             self.shared.retain_current(&self.snapshot);
         }
         let mut affected = BTreeSet::new();
-        if self.proxies.is_empty() {
+        if self.scope == Scope::Every && self.proxies.is_empty() {
             affected.extend(all_proxies(&self.snapshot));
         }
         for change in &changes {
@@ -157,6 +204,9 @@ impl Compiled {
                 }
                 _ => false,
             };
+        }
+        if self.scope == Scope::Held {
+            affected.retain(|proxy| self.proxies.contains_key(proxy));
         }
         // Services are shared within one update only: the next may change any of them.
         let services = SharedServices::default();
@@ -225,5 +275,44 @@ mod tests {
         );
         let affected = compiled.update(store.snapshot());
         assert_eq!(affected, BTreeSet::from([ProxyId::virtual_node("m", "c")]));
+    }
+
+    #[test]
+    fn on_demand_only_the_proxies_asked_for_are_kept_and_recompiled() {
+        let store = Store::in_memory(Default::default());
+        apply(&store, serde_json::json!({"meshName": "m"}));
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "virtualNodeName": "a", "spec": {}}),
+        );
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "virtualNodeName": "b", "spec": {}}),
+        );
+        let mut compiled = Compiled::on_demand(store.snapshot());
+        assert_eq!(compiled.len(), 0, "nothing is compiled before it is asked for");
+        let a = ProxyId::virtual_node("m", "a");
+        let phantom = ProxyId::virtual_node("m", "nobody");
+        compiled.get(&a);
+        compiled.get(&phantom);
+        assert_eq!(compiled.len(), 2);
+
+        // A change to the mesh reaches every proxy of it: only the kept ones recompile.
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}),
+        );
+        assert_eq!(
+            compiled.update(store.snapshot()),
+            BTreeSet::from([a.clone(), phantom.clone()])
+        );
+        assert!(compiled.release(&phantom));
+        assert!(!compiled.release(&phantom));
+        apply(
+            &store,
+            serde_json::json!({"meshName": "m", "spec": {"egressFilter": {"type": "DROP_ALL"}}}),
+        );
+        assert_eq!(compiled.update(store.snapshot()), BTreeSet::from([a]));
+        assert_eq!(compiled.len(), 1);
     }
 }

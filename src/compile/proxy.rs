@@ -22,12 +22,28 @@ pub struct ProxyId {
     pub name: String,
 }
 
-/// A node id that names no App Mesh resource.
+/// The longest mesh or resource name App Mesh allows.
+pub const MAX_NAME_LENGTH: usize = 255;
+
+/// The most of a refused node id an error quotes.
+const QUOTED_ID_LENGTH: usize = 300;
+
+/// A node id that names no App Mesh resource (quoted, cut to 300 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "node id {0:?} is not of the form mesh/<mesh>/virtualNode/<name> or mesh/<mesh>/virtualGateway/<name> (or the full ARN)"
+    "node id {0:?} is not of the form mesh/<mesh>/virtualNode/<name> or mesh/<mesh>/virtualGateway/<name> (or the full ARN), names of at most 255 characters"
 )]
 pub struct InvalidProxyId(pub String);
+
+impl InvalidProxyId {
+    fn of(node_id: &str) -> Self {
+        let mut end = node_id.len().min(QUOTED_ID_LENGTH);
+        while !node_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self(node_id[..end].to_string())
+    }
+}
 
 impl ProxyId {
     /// A virtual node's proxy.
@@ -51,7 +67,7 @@ impl ProxyId {
     /// Parses `mesh/<m>/virtualNode/<n>`, `mesh/<m>/virtualGateway/<n>`, or a full ARN
     /// ending in either (`arn:aws:appmesh:<region>:<account>:mesh/…`).
     pub fn parse(node_id: &str) -> Result<Self, InvalidProxyId> {
-        let invalid = || InvalidProxyId(node_id.to_string());
+        let invalid = || InvalidProxyId::of(node_id);
         let path = match node_id.strip_prefix("arn:") {
             Some(rest) => rest.splitn(5, ':').nth(4).ok_or_else(invalid)?,
             None => node_id,
@@ -60,7 +76,8 @@ impl ProxyId {
         let [mesh_word, mesh, kind, name] = parts.as_slice() else {
             return Err(invalid());
         };
-        if *mesh_word != "mesh" || mesh.is_empty() || name.is_empty() {
+        let well_sized = |name: &str| !name.is_empty() && name.len() <= MAX_NAME_LENGTH;
+        if *mesh_word != "mesh" || !well_sized(mesh) || !well_sized(name) {
             return Err(invalid());
         }
         let kind = match *kind {
@@ -103,6 +120,10 @@ mod tests {
         );
         assert!(ProxyId::parse("mesh/m/virtualRouter/r").is_err());
         assert!(ProxyId::parse("node-1").is_err());
+        let long = "n".repeat(MAX_NAME_LENGTH);
+        assert!(ProxyId::parse(&format!("mesh/m/virtualNode/{long}")).is_ok());
+        let refused = ProxyId::parse(&format!("mesh/m/virtualNode/{long}n")).unwrap_err();
+        assert!(refused.0.len() <= QUOTED_ID_LENGTH, "the error quotes a cut id");
         assert_eq!(
             ProxyId::virtual_node("m", "a").to_string(),
             "mesh/m/virtualNode/a"

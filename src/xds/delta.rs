@@ -80,11 +80,11 @@ impl DeltaStream {
                             None => state.held.remove(&name),
                         };
                     }
-                    state.nack = Some(Nack {
-                        version: state.last_sent_version.clone(),
-                        nonce: request.response_nonce.clone(),
-                        message: status.message.clone(),
-                    });
+                    state.nack = Some(Nack::new(
+                        state.last_sent_version.clone(),
+                        request.response_nonce.clone(),
+                        &status.message,
+                    ));
                 }
                 None => state.last_acked_version = state.last_sent_version.clone(),
             }

@@ -1,10 +1,14 @@
 //! The gRPC shell: ADS (state of the world and delta) and CSDS over tonic. Each stream
-//! is a task that feeds requests and new snapshots to its state machine and writes the
-//! responses to a small bounded channel.
+//! is admitted once, on its first request, by the [`Control`] the server was given, and
+//! is then a task that feeds requests and new snapshots to its state machine and writes
+//! the responses to a small bounded channel.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
 
 use envoy_types::pb::envoy::admin::v3::ClientResourceStatus;
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -24,13 +28,13 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::compile::{ProxyId, ResourceType};
+use crate::compile::ResourceType;
+use crate::net::ConnectionInfo;
 
 use super::delta::DeltaStream;
-use super::hub::Hub;
 use super::snapshot::ProxySnapshot;
 use super::sotw::{ProtocolError, SotwStream};
-use super::status::{StatusSource, StreamKind, StreamStatus, TypeStatus, type_label};
+use super::status::{StatusSource, StreamKind, StreamStatus, TypeStatus, truncated, type_label};
 
 /// How many responses may wait for a slow proxy before its stream task waits (only that
 /// stream waits: every stream has its own task and its own latest-wins snapshot channel).
@@ -38,17 +42,133 @@ const STREAM_BUFFER: usize = 4;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// The ADS and CSDS services over one hub.
+/// Who may open what: the part of the server that knows proxies' identities and the
+/// configuration each one is served. The shell asks it once per stream, with what the
+/// connection and the first request say; the state machines never see a credential.
+pub trait Control: Send + Sync + 'static {
+    /// Admits a stream from `peer` whose first request carried `node`, or refuses it
+    /// with the gRPC status the proxy gets (`UNAUTHENTICATED`, `PERMISSION_DENIED`,
+    /// `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`). Nothing is compiled or sent for a
+    /// refused stream.
+    fn admit(&self, peer: &Peer, node: Option<&Node>) -> Result<Admission, Status>;
+
+    /// Admits a client of the Client Status Discovery Service (an operator: it sees
+    /// every proxy), or refuses it.
+    fn admit_operator(&self, peer: &Peer) -> Result<(), Status>;
+}
+
+/// An admitted stream: what it serves, and the channel of its configuration.
+pub struct Admission {
+    /// The resource the stream serves, for the status view and the logs.
+    pub resource: String,
+    /// The proxy's configuration, latest wins.
+    pub updates: watch::Receiver<Arc<ProxySnapshot>>,
+    /// Held while the stream lives; dropping it tells the control side that the stream
+    /// ended.
+    pub lease: Box<dyn Send + Sync>,
+}
+
+/// What a stream's peer presented: the connection's facts and the request's bearer
+/// token, if any.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The connection (its address, and its TLS client certificate, if any).
+    pub connection: ConnectionInfo,
+    /// The token of an `authorization: Bearer <token>` metadata entry.
+    pub bearer_token: Option<String>,
+}
+
+impl Peer {
+    /// The peer of `request`: its connection, as the listener described it (a
+    /// connection that did not come through meshd's listener counts as local), and its
+    /// bearer token.
+    pub fn of<T>(request: &Request<T>) -> Self {
+        let connection = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .cloned()
+            .unwrap_or_else(ConnectionInfo::local);
+        let bearer_token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_string())
+            });
+        Self {
+            connection,
+            bearer_token,
+        }
+    }
+}
+
+/// The connected streams, each readable on demand by the status view.
+#[derive(Default)]
+pub struct StreamRegistry {
+    streams: DashMap<u64, Arc<dyn StatusSource>>,
+    next: AtomicU64,
+}
+
+impl StreamRegistry {
+    /// Registers a stream, whose status is read from `source` when asked for; returns
+    /// its id.
+    fn register(&self, source: Arc<dyn StatusSource>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.streams.insert(id, source);
+        id
+    }
+
+    /// Forgets a closed stream.
+    fn unregister(&self, id: u64) {
+        self.streams.remove(&id);
+    }
+
+    /// Every connected stream's status, by stream id.
+    pub fn statuses(&self) -> BTreeMap<u64, StreamStatus> {
+        self.streams
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().status()))
+            .collect()
+    }
+
+    /// How many streams are connected.
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether no stream is connected.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Every connected stream's status with the snapshot it works from.
+    fn snapshots(&self) -> Vec<(StreamStatus, Arc<ProxySnapshot>)> {
+        self.streams
+            .iter()
+            .map(|entry| entry.value().status_and_snapshot())
+            .collect()
+    }
+}
+
+/// The ADS and CSDS services.
 #[derive(Clone)]
 pub struct XdsService {
-    hub: Arc<Hub>,
+    control: Arc<dyn Control>,
+    streams: Arc<StreamRegistry>,
     stop: Option<watch::Receiver<bool>>,
 }
 
 impl XdsService {
-    /// The services of `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub, stop: None }
+    /// The services, admitting streams through `control`.
+    pub fn new(control: Arc<dyn Control>) -> Self {
+        Self {
+            control,
+            streams: Arc::default(),
+            stop: None,
+        }
     }
 
     /// The same services, ending every open stream (with UNAVAILABLE, so proxies
@@ -59,6 +179,11 @@ impl XdsService {
             stop: Some(stop),
             ..self
         }
+    }
+
+    /// The connected streams.
+    pub fn streams(&self) -> &Arc<StreamRegistry> {
+        &self.streams
     }
 
     fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -76,20 +201,6 @@ impl XdsService {
 
 fn shutting_down() -> Status {
     Status::unavailable("meshd is shutting down")
-}
-
-/// The proxy a node says it is: `node.id`, else `node.cluster`.
-pub fn identify(node: Option<&Node>) -> Result<ProxyId, Status> {
-    let node = node
-        .ok_or_else(|| Status::invalid_argument("the first request of a stream must carry node"))?;
-    ProxyId::parse(&node.id)
-        .or_else(|_| ProxyId::parse(&node.cluster))
-        .map_err(|err| {
-            Status::invalid_argument(format!(
-                "{err} (node.cluster {:?} is not either)",
-                node.cluster
-            ))
-        })
 }
 
 /// A stream's state machine and the snapshot it last worked from, shared between the
@@ -127,9 +238,8 @@ impl<M: StreamMachine> LiveStream<M> {
     }
 }
 
-impl<M: StreamMachine> StatusSource for LiveStream<M> {
-    fn status(&self) -> StreamStatus {
-        let state = self.state.lock();
+impl<M: StreamMachine> LiveStream<M> {
+    fn status_of(&self, state: &LiveState<M>) -> StreamStatus {
         StreamStatus {
             node_id: self.node_id.clone(),
             resource: self.resource.clone(),
@@ -145,9 +255,28 @@ impl<M: StreamMachine> StatusSource for LiveStream<M> {
     }
 }
 
-fn log_nacks(proxy: &ProxyId, type_url: &str, detail: Option<&RpcStatus>) {
+impl<M: StreamMachine> StatusSource for LiveStream<M> {
+    fn status(&self) -> StreamStatus {
+        self.status_of(&self.state.lock())
+    }
+
+    fn status_and_snapshot(&self) -> (StreamStatus, Arc<ProxySnapshot>) {
+        let state = self.state.lock();
+        (self.status_of(&state), state.snapshot.clone())
+    }
+}
+
+/// The most of a NACK's error text that goes to the log (the status view keeps more).
+const LOGGED_NACK_LIMIT: usize = 256;
+
+fn log_nacks(resource: &str, type_url: &str, detail: Option<&RpcStatus>) {
     if let Some(detail) = detail {
-        tracing::warn!(proxy = %proxy, type_url, "proxy rejected its configuration: {}", detail.message);
+        tracing::warn!(
+            proxy = resource,
+            type_url = truncated(type_url, LOGGED_NACK_LIMIT),
+            "proxy rejected its configuration: {}",
+            truncated(&detail.message, LOGGED_NACK_LIMIT)
+        );
     }
 }
 
@@ -227,10 +356,12 @@ impl StreamMachine for DeltaStream {
 }
 
 impl XdsService {
-    /// Opens a stream: identifies the proxy from the first request, then runs a task that
-    /// feeds requests and new snapshots to `machine` and sends its responses.
+    /// Opens a stream: admits it on its first request (through [`Control::admit`]),
+    /// then runs a task that feeds requests and new snapshots to `machine` and sends
+    /// its responses.
     async fn open_stream<M: StreamMachine>(
         &self,
+        peer: Peer,
         mut inbound: Streaming<M::Request>,
         machine: M,
     ) -> Result<Response<ResponseStream<M::Response>>, Status>
@@ -247,29 +378,34 @@ impl XdsService {
             }
         };
         let node = M::describe(&first).0;
-        let proxy = identify(node)?;
+        let Admission {
+            resource,
+            updates: mut snapshots,
+            lease,
+        } = self.control.admit(&peer, node)?;
         let node_id = node.map(|n| n.id.clone()).unwrap_or_default();
-        let hub = self.hub.clone();
+        let streams = self.streams.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stop = self.stopping();
+        let connection_stream = peer.connection.stream_opened();
         tokio::spawn(async move {
+            let _held = (lease, connection_stream);
             tokio::pin!(stop);
-            let mut snapshots = hub.watch(&proxy);
             let live = Arc::new(LiveStream {
                 node_id,
-                resource: proxy.to_string(),
+                resource: resource.clone(),
                 state: Mutex::new(LiveState {
                     machine,
                     snapshot: snapshots.borrow().clone(),
                 }),
             });
-            let id = hub.register(live.clone());
-            tracing::info!(proxy = %proxy, stream = ?M::KIND, "stream opened");
+            let id = streams.register(live.clone());
+            tracing::info!(proxy = %resource, stream = ?M::KIND, "stream opened");
             let mut next = Some(first);
             'stream: loop {
                 if let Some(request) = next.take() {
                     let (_, type_url, detail) = M::describe(&request);
-                    log_nacks(&proxy, type_url, detail);
+                    log_nacks(&resource, type_url, detail);
                     let snapshot = snapshots.borrow_and_update().clone();
                     match live.on_request(&request, snapshot) {
                         Ok(responses) => {
@@ -279,7 +415,7 @@ impl XdsService {
                                 }
                             }
                         }
-                        Err(err) => tracing::debug!(proxy = %proxy, "{err}"),
+                        Err(err) => tracing::debug!(proxy = %resource, "{err}"),
                     }
                 }
                 tokio::select! {
@@ -304,8 +440,8 @@ impl XdsService {
                     }
                 }
             }
-            hub.unregister(id);
-            tracing::info!(proxy = %proxy, stream = ?M::KIND, "stream closed");
+            streams.unregister(id);
+            tracing::info!(proxy = %resource, stream = ?M::KIND, "stream closed");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -320,7 +456,8 @@ impl AggregatedDiscoveryService for XdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        self.open_stream(request.into_inner(), SotwStream::new())
+        let peer = Peer::of(&request);
+        self.open_stream(peer, request.into_inner(), SotwStream::new())
             .await
     }
 
@@ -328,17 +465,17 @@ impl AggregatedDiscoveryService for XdsService {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        self.open_stream(request.into_inner(), DeltaStream::new())
+        let peer = Peer::of(&request);
+        self.open_stream(peer, request.into_inner(), DeltaStream::new())
             .await
     }
 }
 
-fn client_configs(hub: &Hub) -> Vec<ClientConfig> {
-    hub.statuses()
-        .into_values()
-        .map(|stream| {
-            let proxy = ProxyId::parse(&stream.resource).ok();
-            let snapshot = proxy.as_ref().and_then(|p| hub.current(p));
+fn client_configs(streams: &StreamRegistry) -> Vec<ClientConfig> {
+    streams
+        .snapshots()
+        .into_iter()
+        .map(|(stream, snapshot)| {
             let mut generic = Vec::new();
             for kind in ResourceType::ALL {
                 let Some(state) = stream.types.get(type_label(kind)) else {
@@ -352,11 +489,7 @@ fn client_configs(hub: &Hub) -> Vec<ClientConfig> {
                     } else {
                         (ConfigStatus::Stale, ClientResourceStatus::Requested)
                     };
-                let names: Vec<String> = snapshot
-                    .as_ref()
-                    .map(|s| s.of(kind).resources.keys().cloned().collect())
-                    .unwrap_or_default();
-                for name in names {
+                for name in snapshot.of(kind).resources.keys().cloned() {
                     generic.push(GenericXdsConfig {
                         type_url: kind.type_url().to_string(),
                         name,
@@ -387,8 +520,9 @@ impl ClientStatusDiscoveryService for XdsService {
         &self,
         request: Request<Streaming<ClientStatusRequest>>,
     ) -> Result<Response<Self::StreamClientStatusStream>, Status> {
+        self.control.admit_operator(&Peer::of(&request))?;
         let mut inbound = request.into_inner();
-        let hub = self.hub.clone();
+        let streams = self.streams.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stop = self.stopping();
         tokio::spawn(async move {
@@ -405,7 +539,7 @@ impl ClientStatusDiscoveryService for XdsService {
                     break;
                 }
                 let response = ClientStatusResponse {
-                    config: client_configs(&hub),
+                    config: client_configs(&streams),
                 };
                 if tx.send(Ok(response)).await.is_err() {
                     break;
@@ -417,50 +551,12 @@ impl ClientStatusDiscoveryService for XdsService {
 
     async fn fetch_client_status(
         &self,
-        _request: Request<ClientStatusRequest>,
+        request: Request<ClientStatusRequest>,
     ) -> Result<Response<ClientStatusResponse>, Status> {
+        self.control.admit_operator(&Peer::of(&request))?;
         Ok(Response::new(ClientStatusResponse {
-            config: client_configs(&self.hub),
+            config: client_configs(&self.streams),
         }))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node(id: &str, cluster: &str) -> Node {
-        Node {
-            id: id.into(),
-            cluster: cluster.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn test_identify_accepts_app_mesh_ids_and_refuses_others_with_invalid_argument() {
-        let proxy = identify(Some(&node("mesh/m/virtualNode/a", ""))).unwrap();
-        assert_eq!(proxy, ProxyId::virtual_node("m", "a"));
-        let arn = "arn:aws:appmesh:us-east-1:111122223333:mesh/m/virtualGateway/g";
-        assert_eq!(
-            identify(Some(&node(arn, ""))).unwrap(),
-            ProxyId::virtual_gateway("m", "g")
-        );
-        // node.cluster is the fallback, as the App Mesh image may set either.
-        assert_eq!(
-            identify(Some(&node("sidecar-1", "mesh/m/virtualNode/b"))).unwrap(),
-            ProxyId::virtual_node("m", "b")
-        );
-        let refused = identify(Some(&node("sidecar-1", "web"))).unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-        assert!(
-            refused.message().contains("mesh/<mesh>/virtualNode/<name>"),
-            "{}",
-            refused.message()
-        );
-        assert_eq!(
-            identify(None).unwrap_err().code(),
-            tonic::Code::InvalidArgument
-        );
-    }
-}

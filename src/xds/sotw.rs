@@ -101,11 +101,11 @@ impl SotwStream {
                 Some(status) => {
                     let version = state.sent_version.clone().unwrap_or_default();
                     state.rejected.insert(version.clone());
-                    state.nack = Some(Nack {
+                    state.nack = Some(Nack::new(
                         version,
-                        nonce: request.response_nonce.clone(),
-                        message: status.message.clone(),
-                    });
+                        request.response_nonce.clone(),
+                        &status.message,
+                    ));
                     if !request.version_info.is_empty() {
                         state.acked_version = Some(request.version_info.clone());
                     }

@@ -2,10 +2,13 @@
 //! view behind `GET /meshd/v1/proxies` and the Client Status Discovery Service.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::compile::ResourceType;
+
+use super::snapshot::ProxySnapshot;
 
 /// The xDS variant a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -17,6 +20,10 @@ pub enum StreamKind {
     Delta,
 }
 
+/// The most of a NACK's error text the status view keeps (Envoy's messages are short;
+/// a client may send megabytes).
+pub const NACK_DETAIL_LIMIT: usize = 4096;
+
 /// A rejected configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Nack {
@@ -24,8 +31,33 @@ pub struct Nack {
     pub version: String,
     /// The nonce of the rejected response.
     pub nonce: String,
-    /// Envoy's error message.
+    /// Envoy's error message, cut to [`NACK_DETAIL_LIMIT`] bytes.
     pub message: String,
+}
+
+impl Nack {
+    /// The rejection of `version` (sent with `nonce`), keeping at most
+    /// [`NACK_DETAIL_LIMIT`] bytes of `message`.
+    pub fn new(version: String, nonce: String, message: &str) -> Self {
+        Self {
+            version,
+            nonce,
+            message: truncated(message, NACK_DETAIL_LIMIT),
+        }
+    }
+}
+
+/// `text` cut to at most `limit` bytes (on a character boundary), saying how long it was
+/// when it is cut.
+pub fn truncated(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// One type's state on one stream.
@@ -67,6 +99,8 @@ pub struct StreamStatus {
 pub trait StatusSource: Send + Sync {
     /// The stream's status now.
     fn status(&self) -> StreamStatus;
+    /// The stream's status now, and the snapshot it works from (for CSDS).
+    fn status_and_snapshot(&self) -> (StreamStatus, Arc<ProxySnapshot>);
 }
 
 /// The short name of a resource type in the status view.

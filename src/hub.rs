@@ -2,21 +2,27 @@
 //! coalesces bursts of writes (debounce), recompiles only the proxies a change reaches,
 //! encodes their configuration once, and hands it to their streams through one watch
 //! channel per proxy (latest wins, so a slow proxy never holds up the others).
+//!
+//! A proxy's compiled state lives only while a stream holds it (a [`ProxyLease`]), and
+//! for a grace period after the last one ends (a reconnecting proxy finds it still
+//! there): proxies that do not exist, or have gone, cost nothing and are never
+//! recompiled.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::compile::{Compiled, ProxyId};
 use crate::store::Store;
+use crate::xds::{Interner, ProxySnapshot};
 
-use super::snapshot::{Interner, ProxySnapshot};
-use super::status::{StatusSource, StreamStatus};
+/// How long a proxy's compiled state outlives its last stream by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// The longest push window: a change after a quiet period is pushed at once; changes
 /// that arrive within the window of the last push are coalesced into one push when it
@@ -39,44 +45,146 @@ struct Publication {
     took: Duration,
 }
 
+/// A proxy's channel and how many streams hold it.
+struct Held {
+    sender: watch::Sender<Arc<ProxySnapshot>>,
+    holders: usize,
+}
+
+/// What the hub holds, for the status view: the figures that show whether per-proxy
+/// state is bounded by the streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubCounts {
+    /// Proxies with a configuration channel (held by a stream, or in their grace period).
+    pub proxy_states: usize,
+    /// Proxies whose configuration is compiled and kept up to date.
+    pub compiled_proxies: usize,
+    /// Proxies recompiled by the last publication that recompiled any.
+    pub last_recompiled: u64,
+    /// Publications since start.
+    pub publications: u64,
+    /// Distinct encoded resources held for all proxies.
+    pub distinct_resources: usize,
+}
+
+/// A stream's hold on its proxy's configuration: while any is held, the hub keeps the
+/// proxy compiled and current.
+pub struct ProxyLease {
+    hub: Arc<Hub>,
+    proxy: ProxyId,
+    /// The proxy's configuration, latest wins.
+    pub updates: watch::Receiver<Arc<ProxySnapshot>>,
+}
+
+impl Drop for ProxyLease {
+    fn drop(&mut self) {
+        self.hub.release(&self.proxy);
+    }
+}
+
 /// Shared state of the xDS server.
 pub struct Hub {
     store: Arc<Store>,
     compiled: Mutex<Compiled>,
     interner: Interner,
-    proxies: DashMap<ProxyId, watch::Sender<Arc<ProxySnapshot>>>,
-    streams: DashMap<u64, Arc<dyn StatusSource>>,
-    next_stream: AtomicU64,
+    proxies: DashMap<ProxyId, Held>,
     debounce: Duration,
+    grace: Duration,
+    last_recompiled: AtomicU64,
+    publications: AtomicU64,
 }
 
 impl Hub {
-    /// A hub over `store`, compiling every proxy it defines now.
-    pub fn new(store: Arc<Store>, debounce: Duration) -> Arc<Self> {
-        let compiled = Compiled::new(store.snapshot());
+    /// A hub over `store`, compiling each proxy once a stream asks for it; a proxy's
+    /// state outlives its last stream by `grace`.
+    pub fn new(store: Arc<Store>, debounce: Duration, grace: Duration) -> Arc<Self> {
+        let compiled = Compiled::on_demand(store.snapshot());
         Arc::new(Self {
             store,
             compiled: Mutex::new(compiled),
             interner: Interner::default(),
             proxies: DashMap::new(),
-            streams: DashMap::new(),
-            next_stream: AtomicU64::new(1),
             debounce,
+            grace,
+            last_recompiled: AtomicU64::new(0),
+            publications: AtomicU64::new(0),
         })
     }
 
-    /// The configuration channel of `proxy`, created (and its configuration compiled,
+    /// Holds `proxy`'s configuration channel, created (and its configuration compiled,
     /// even if its resource does not exist yet) on first use.
-    pub fn watch(&self, proxy: &ProxyId) -> watch::Receiver<Arc<ProxySnapshot>> {
-        if let Some(sender) = self.proxies.get(proxy) {
-            return sender.subscribe();
+    pub fn watch(self: &Arc<Self>, proxy: &ProxyId) -> ProxyLease {
+        let lease = |updates| ProxyLease {
+            hub: self.clone(),
+            proxy: proxy.clone(),
+            updates,
+        };
+        if let Some(mut held) = self.proxies.get_mut(proxy) {
+            held.holders += 1;
+            return lease(held.sender.subscribe());
         }
         let mut compiled = self.compiled.lock();
-        let sender = self.proxies.entry(proxy.clone()).or_insert_with(|| {
+        let mut held = self.proxies.entry(proxy.clone()).or_insert_with(|| {
             let config = compiled.get(proxy);
-            watch::channel(Arc::new(self.interner.snapshot(&config))).0
+            Held {
+                sender: watch::channel(Arc::new(self.interner.snapshot(&config))).0,
+                holders: 0,
+            }
         });
-        sender.subscribe()
+        held.holders += 1;
+        lease(held.sender.subscribe())
+    }
+
+    /// One stream of `proxy` let go; after the last, the proxy's state goes once the
+    /// grace period has passed without a new stream.
+    fn release(self: &Arc<Self>, proxy: &ProxyId) {
+        let last = match self.proxies.get_mut(proxy) {
+            Some(mut held) => {
+                held.holders -= 1;
+                held.holders == 0
+            }
+            None => false,
+        };
+        if !last {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !self.grace.is_zero() => {
+                let (hub, proxy, grace) = (self.clone(), proxy.clone(), self.grace);
+                runtime.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    // Waiting for the compiler's lock: not on an async worker.
+                    let _ = tokio::task::spawn_blocking(move || hub.expire(&proxy)).await;
+                });
+            }
+            _ => self.expire(proxy),
+        }
+    }
+
+    /// Forgets `proxy` if no stream holds it.
+    fn expire(&self, proxy: &ProxyId) {
+        let mut compiled = self.compiled.lock();
+        if self
+            .proxies
+            .remove_if(proxy, |_, held| held.holders == 0)
+            .is_some()
+        {
+            compiled.release(proxy);
+            compiled.drop_replaced();
+        }
+    }
+
+    /// What the hub holds now.
+    pub fn counts(&self) -> HubCounts {
+        let compiled_proxies = self.compiled.lock().len();
+        HubCounts {
+            proxy_states: self.proxies.len(),
+            compiled_proxies,
+            last_recompiled: self.last_recompiled.load(Ordering::Relaxed),
+            publications: self.publications.load(Ordering::Relaxed),
+            distinct_resources: self.interner.len(),
+        }
     }
 
     /// Follows the store until it is dropped: after each change, recompiles the affected
@@ -129,14 +237,19 @@ impl Hub {
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
         for proxy in &affected {
-            if let Some(sender) = self.proxies.get(proxy) {
+            if let Some(held) = self.proxies.get(proxy) {
                 let config = compiled.get(proxy);
                 let encoded = Arc::new(self.interner.snapshot(&config));
-                if **sender.borrow() != *encoded {
-                    sender.send_replace(encoded);
+                if **held.sender.borrow() != *encoded {
+                    held.sender.send_replace(encoded);
                     pushed += 1;
                 }
             }
+        }
+        self.publications.fetch_add(1, Ordering::Relaxed);
+        if !affected.is_empty() {
+            self.last_recompiled
+                .store(affected.len() as u64, Ordering::Relaxed);
         }
         let took = started.elapsed();
         tracing::debug!(
@@ -154,32 +267,11 @@ impl Hub {
         }
     }
 
-    /// Registers a stream, whose status is read from `source` when asked for; returns
-    /// its id.
-    pub fn register(&self, source: Arc<dyn StatusSource>) -> u64 {
-        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        self.streams.insert(id, source);
-        id
-    }
-
-    /// Forgets a closed stream.
-    pub fn unregister(&self, id: u64) {
-        self.streams.remove(&id);
-    }
-
-    /// Every connected stream's status, by stream id.
-    pub fn statuses(&self) -> BTreeMap<u64, StreamStatus> {
-        self.streams
-            .iter()
-            .map(|entry| (*entry.key(), entry.value().status()))
-            .collect()
-    }
-
-    /// The current snapshot of `proxy`, if it has a channel.
+    /// The current snapshot of `proxy`, if a stream holds it.
     pub fn current(&self, proxy: &ProxyId) -> Option<Arc<ProxySnapshot>> {
         self.proxies
             .get(proxy)
-            .map(|sender| sender.borrow().clone())
+            .map(|held| held.sender.borrow().clone())
     }
 
     /// How many distinct encoded resources are held for all proxies.
@@ -211,12 +303,13 @@ mod tests {
         crate::definition::put(&store, &serde_json::json!({"meshName": "m"})).unwrap();
         node_on_port(&store, 8000);
         let window = Duration::from_secs(2);
-        let hub = Hub::new(store.clone(), window);
+        let hub = Hub::new(store.clone(), window, DEFAULT_GRACE);
         tokio::spawn(hub.clone().run());
         // Let the hub catch up with the store (nothing to push) before changing it.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let proxy = ProxyId::virtual_node("m", "a");
-        let mut pushed = hub.watch(&proxy);
+        let lease = hub.watch(&proxy);
+        let mut pushed = lease.updates.clone();
         let expected =
             |store: &Store| Interner::default().snapshot(&compile_proxy(&store.snapshot(), &proxy));
 
@@ -260,19 +353,45 @@ mod tests {
     #[tokio::test]
     async fn writes_before_the_hub_runs_are_published() {
         let store = Arc::new(Store::open(&StoreConfig::Memory, Limits::default()).unwrap());
-        let hub = Hub::new(store.clone(), Duration::ZERO);
+        let hub = Hub::new(store.clone(), Duration::ZERO, Duration::ZERO);
         let definition = serde_json::json!([
             {"meshName": "m", "spec": {}},
             {"meshName": "m", "virtualNodeName": "n", "spec": {}},
         ]);
         crate::definition::load(&store, &definition).unwrap();
         let proxy = ProxyId::parse("mesh/m/virtualNode/n").unwrap();
-        let mut watch = hub.watch(&proxy);
-        assert!(!watch.borrow().exists, "compiled when the hub was made");
+        let lease = hub.watch(&proxy);
+        let mut watch = lease.updates.clone();
+        assert!(!watch.borrow().exists, "compiled when first watched");
         tokio::spawn(hub.clone().run());
         tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|s| s.exists))
             .await
             .expect("the write is published")
             .unwrap();
+    }
+
+    /// A proxy's state lives while a stream holds it: once the last lease is gone (no
+    /// grace here), the proxy is neither kept nor recompiled.
+    #[tokio::test]
+    async fn a_proxy_is_forgotten_when_its_last_stream_lets_go() {
+        let store = Arc::new(Store::in_memory(Default::default()));
+        crate::definition::put(&store, &serde_json::json!({"meshName": "m"})).unwrap();
+        let hub = Hub::new(store.clone(), Duration::ZERO, Duration::ZERO);
+        let phantom = ProxyId::virtual_node("m", "nobody");
+        let first = hub.watch(&phantom);
+        let second = hub.watch(&phantom);
+        assert_eq!(hub.counts().proxy_states, 1);
+        assert_eq!(hub.counts().compiled_proxies, 1);
+        drop(first);
+        assert_eq!(hub.counts().proxy_states, 1, "one stream still holds it");
+        drop(second);
+        assert_eq!(hub.counts().proxy_states, 0);
+        assert_eq!(hub.counts().compiled_proxies, 0);
+        crate::definition::put(
+            &store,
+            &serde_json::json!({"meshName": "m", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}),
+        )
+        .unwrap();
+        assert_eq!(hub.publish(store.snapshot()).recompiled, 0);
     }
 }
