@@ -40,7 +40,7 @@ pub use identity::{
     CertificateIdentity, CertificateIdentityError, MAX_NODE_ID_LENGTH, NodeIdError,
     certificate_identity, identify,
 };
-pub use refusals::{RefusalReason, RefusedStream, Refusals};
+pub use refusals::{RefusalReason, Refusals, RefusedStream};
 pub use tokens::{NodePattern, Segment, TokenFile, TokenFileError, TokenGrant};
 
 /// The default SPIFFE trust domain of proxies' certificates.
@@ -222,7 +222,9 @@ impl Gate {
             ClientCertificate::None => None,
             ClientCertificate::Untrusted(reason) => Some(Err(Refused::new(
                 RefusalReason::UntrustedCertificate,
-                format!("the client certificate does not chain to meshd's --xds-client-ca: {reason}"),
+                format!(
+                    "the client certificate does not chain to meshd's --xds-client-ca: {reason}"
+                ),
             ))),
             ClientCertificate::Verified(chain) => Some(
                 certificate_identity(&chain[0], &self.config.trust_domain)
@@ -253,8 +255,12 @@ impl Gate {
     }
 
     fn authorize(&self, principal: &Principal, proxy: &ProxyId) -> Result<(), Refused> {
-        let by_certificate = principal.certificate.as_ref() == Some(&CertificateIdentity::Proxy(proxy.clone()));
-        let by_token = principal.token.as_ref().is_some_and(|grant| grant.allows(proxy));
+        let by_certificate =
+            principal.certificate.as_ref() == Some(&CertificateIdentity::Proxy(proxy.clone()));
+        let by_token = principal
+            .token
+            .as_ref()
+            .is_some_and(|grant| grant.allows(proxy));
         if principal.open || by_certificate || by_token {
             return Ok(());
         }
@@ -265,7 +271,10 @@ impl Gate {
             (Some(CertificateIdentity::Operator), _) => {
                 "the client certificate is an operator's".to_string()
             }
-            (None, Some(grant)) => format!("the bearer token (line {} of the token file) does not allow it", grant.line),
+            (None, Some(grant)) => format!(
+                "the bearer token (line {} of the token file) does not allow it",
+                grant.line
+            ),
             (None, None) => "no credential allows it".to_string(),
         };
         Err(Refused::new(

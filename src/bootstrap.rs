@@ -54,6 +54,23 @@ pub enum BootstrapError {
     /// The xDS endpoint is not `host:port` or `unix://path`.
     #[error("APPMESH_XDS_ENDPOINT {0:?} is not host:port or unix:///path")]
     Endpoint(String),
+    /// A TLS file or the token file cannot be read.
+    #[error("{name} {path:?} cannot be read: {reason}")]
+    File {
+        /// The flag or variable.
+        name: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The token file does not hold one token.
+    #[error("{0:?} must hold one token (a single word)")]
+    Token(String),
+    /// TLS was asked for with a Unix-socket endpoint, or a client certificate without
+    /// the CA that meshd's certificate is checked against.
+    #[error("{0}")]
+    Tls(&'static str),
     /// A numeric variable is not a number.
     #[error("{name} {value:?} is not a number")]
     Number {
@@ -83,6 +100,20 @@ pub struct BootstrapSettings {
     pub stats_tags: bool,
     /// Incremental (delta) xDS instead of state of the world.
     pub delta: bool,
+    /// How Envoy proves to meshd who it is, and checks who meshd is.
+    pub credentials: XdsCredentials,
+}
+
+/// How the proxy talks to a secured xDS server (`meshd serve --xds-tls-cert …`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XdsCredentials {
+    /// TLS to meshd, verifying its certificate against this CA file (and its name
+    /// against the endpoint's host).
+    pub ca: Option<String>,
+    /// A client certificate and its key (files), presented to meshd.
+    pub client_certificate: Option<(String, String)>,
+    /// The bearer token sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
 }
 
 fn truthy(value: &str) -> bool {
@@ -152,6 +183,74 @@ impl BootstrapSettings {
             initial_fetch_timeout_seconds: number("ENVOY_INITIAL_FETCH_TIMEOUT", 0)?,
             stats_tags: first(&["ENABLE_ENVOY_STATS_TAGS"]).is_some_and(|v| truthy(&v)),
             delta: overrides.delta,
+            credentials: XdsCredentials::from_env(&first, overrides)?,
+        })
+    }
+}
+
+/// The absolute path of a file the proxy will read, checked to be readable now.
+fn readable_file(name: &'static str, path: &str) -> Result<String, BootstrapError> {
+    let file_error = |reason: String| BootstrapError::File {
+        name,
+        path: path.to_string(),
+        reason,
+    };
+    std::fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
+    let absolute = std::path::absolute(path).map_err(|e| file_error(e.to_string()))?;
+    Ok(absolute.to_string_lossy().into_owned())
+}
+
+impl XdsCredentials {
+    fn from_env(
+        first: &impl Fn(&[&str]) -> Option<String>,
+        overrides: &BootstrapOverrides,
+    ) -> Result<Self, BootstrapError> {
+        let path = |flag: &Option<String>, name: &'static str| {
+            flag.clone()
+                .or_else(|| first(&[name]))
+                .map(|path| readable_file(name, &path))
+                .transpose()
+        };
+        let ca = path(&overrides.xds_ca, "MESHD_XDS_CA")?;
+        let cert = path(&overrides.xds_cert, "MESHD_XDS_CERT")?;
+        let key = path(&overrides.xds_key, "MESHD_XDS_KEY")?;
+        let client_certificate = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(BootstrapError::Tls(
+                    "--xds-cert and --xds-key (MESHD_XDS_CERT, MESHD_XDS_KEY) go together",
+                ));
+            }
+        };
+        if client_certificate.is_some() && ca.is_none() {
+            return Err(BootstrapError::Tls(
+                "a client certificate needs TLS: give --xds-ca (MESHD_XDS_CA), the CA that meshd's certificate chains to",
+            ));
+        }
+        let token = match overrides
+            .xds_token_file
+            .clone()
+            .or_else(|| first(&["MESHD_XDS_TOKEN_FILE"]))
+        {
+            None => None,
+            Some(file) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| BootstrapError::File {
+                    name: "MESHD_XDS_TOKEN_FILE",
+                    path: file.clone(),
+                    reason: e.to_string(),
+                })?;
+                let token = text.trim();
+                if token.is_empty() || token.contains(char::is_whitespace) {
+                    return Err(BootstrapError::Token(file));
+                }
+                Some(token.to_string())
+            }
+        };
+        Ok(Self {
+            ca,
+            client_certificate,
+            token,
         })
     }
 }
@@ -169,9 +268,59 @@ pub struct BootstrapOverrides {
     pub admin_port: Option<u16>,
     /// `--delta`.
     pub delta: bool,
+    /// `--xds-ca`.
+    pub xds_ca: Option<String>,
+    /// `--xds-cert`.
+    pub xds_cert: Option<String>,
+    /// `--xds-key`.
+    pub xds_key: Option<String>,
+    /// `--xds-token-file`.
+    pub xds_token_file: Option<String>,
 }
 
 const XDS_CLUSTER: &str = "meshd_xds";
+
+/// The upstream TLS of the `meshd_xds` cluster: meshd's certificate checked against the
+/// CA and its name against the endpoint's host; the client certificate, if any.
+fn xds_transport_socket(credentials: &XdsCredentials, host: &str) -> Option<Value> {
+    let ca = credentials.ca.as_ref()?;
+    let san = if host.parse::<std::net::IpAddr>().is_ok() {
+        json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": host } })
+    } else {
+        json!({ "san_type": "DNS", "matcher": { "exact": host } })
+    };
+    let mut common = json!({
+        "alpn_protocols": ["h2"],
+        "validation_context": {
+            "trusted_ca": { "filename": ca },
+            "match_typed_subject_alt_names": [san],
+        },
+    });
+    if let Some((cert, key)) = &credentials.client_certificate {
+        common["tls_certificates"] = json!([{
+            "certificate_chain": { "filename": cert },
+            "private_key": { "filename": key },
+        }]);
+    }
+    let mut context = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": common,
+    });
+    if host.parse::<std::net::IpAddr>().is_err() {
+        context["sni"] = json!(host);
+    }
+    Some(json!({ "name": "envoy.transport_sockets.tls", "typed_config": context }))
+}
+
+/// Checks that the credentials fit the endpoint: TLS is for TCP endpoints.
+pub fn check_credentials(settings: &BootstrapSettings) -> Result<(), BootstrapError> {
+    if settings.credentials.ca.is_some() && matches!(settings.xds, XdsEndpoint::Unix(_)) {
+        return Err(BootstrapError::Tls(
+            "--xds-ca turns on TLS, which meshd serves on its TCP port, not on the Unix socket",
+        ));
+    }
+    Ok(())
+}
 
 /// The bootstrap as JSON (which is also YAML).
 pub fn bootstrap(settings: &BootstrapSettings) -> Value {
@@ -190,6 +339,11 @@ pub fn bootstrap(settings: &BootstrapSettings) -> Value {
         "resource_api_version": "V3",
         "initial_fetch_timeout": format!("{}s", settings.initial_fetch_timeout_seconds),
     });
+    let mut grpc_service = json!({ "envoy_grpc": { "cluster_name": XDS_CLUSTER } });
+    if let Some(token) = &settings.credentials.token {
+        grpc_service["initial_metadata"] =
+            json!([{ "key": "authorization", "value": format!("Bearer {token}") }]);
+    }
     let mut bootstrap = json!({
         "node": { "id": settings.node_id, "cluster": settings.node_cluster },
         "dynamic_resources": {
@@ -197,7 +351,7 @@ pub fn bootstrap(settings: &BootstrapSettings) -> Value {
                 "api_type": if settings.delta { "DELTA_GRPC" } else { "GRPC" },
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": true,
-                "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+                "grpc_services": [grpc_service],
             },
             "lds_config": config_source,
             "cds_config": config_source,
@@ -238,6 +392,11 @@ pub fn bootstrap(settings: &BootstrapSettings) -> Value {
             ],
         },
     });
+    if let XdsEndpoint::Tcp { host, .. } = &settings.xds
+        && let Some(socket) = xds_transport_socket(&settings.credentials, host)
+    {
+        bootstrap["static_resources"]["clusters"][0]["transport_socket"] = socket;
+    }
     if settings.stats_tags
         && let Some((mesh, kind, name)) = mesh_resource(&settings.node_id)
     {
@@ -342,6 +501,70 @@ mod tests {
                 &BootstrapOverrides::default()
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn credentials_turn_on_tls_with_the_server_name_checked_and_send_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let (ca, cert, key) = (file("ca.pem", "ca"), file("c.pem", "c"), file("k.pem", "k"));
+        let token = file("token", "  s3cr3t\n");
+        let vars = [
+            ("APPMESH_RESOURCE_ARN", "mesh/m/virtualNode/a"),
+            ("APPMESH_XDS_ENDPOINT", "meshd.example:18000"),
+            ("MESHD_XDS_CA", ca.as_str()),
+            ("MESHD_XDS_TOKEN_FILE", token.as_str()),
+        ];
+        let overrides = BootstrapOverrides {
+            xds_cert: Some(cert.clone()),
+            xds_key: Some(key.clone()),
+            ..Default::default()
+        };
+        let b = bootstrap(&settings(&vars, &overrides).unwrap());
+        let cluster = &b["static_resources"]["clusters"][0];
+        let context = &cluster["transport_socket"]["typed_config"];
+        assert_eq!(context["sni"], "meshd.example");
+        let common = &context["common_tls_context"];
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"],
+            ca.as_str()
+        );
+        assert_eq!(
+            common["validation_context"]["match_typed_subject_alt_names"][0],
+            json!({ "san_type": "DNS", "matcher": { "exact": "meshd.example" } })
+        );
+        assert_eq!(
+            common["tls_certificates"][0]["private_key"]["filename"],
+            key.as_str()
+        );
+        assert_eq!(
+            b["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"][0],
+            json!({ "key": "authorization", "value": "Bearer s3cr3t" })
+        );
+
+        // A client certificate needs the CA; a missing file is named.
+        let no_ca = [("APPMESH_RESOURCE_ARN", "mesh/m/virtualNode/a")];
+        assert!(matches!(
+            settings(&no_ca, &overrides),
+            Err(BootstrapError::Tls(_))
+        ));
+        let missing = BootstrapOverrides {
+            xds_ca: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let err = settings(&no_ca, &missing).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        // Without credentials, no TLS and no metadata.
+        let plain = bootstrap(&settings(&no_ca, &BootstrapOverrides::default()).unwrap());
+        assert!(
+            plain["static_resources"]["clusters"][0]
+                .get("transport_socket")
+                .is_none()
         );
     }
 }

@@ -50,6 +50,19 @@ pub struct BootstrapArgs {
     /// Use incremental (delta) xDS.
     #[arg(long)]
     pub delta: bool,
+    /// Speak TLS to meshd, checking its certificate against this CA (PEM) and its name
+    /// against the endpoint's host (else MESHD_XDS_CA).
+    #[arg(long)]
+    pub xds_ca: Option<String>,
+    /// Present this client certificate (PEM) to meshd (else MESHD_XDS_CERT; needs --xds-ca).
+    #[arg(long)]
+    pub xds_cert: Option<String>,
+    /// The private key (PEM) of --xds-cert (else MESHD_XDS_KEY).
+    #[arg(long)]
+    pub xds_key: Option<String>,
+    /// Send the token in this file as `authorization: Bearer <token>` (else MESHD_XDS_TOKEN_FILE).
+    #[arg(long)]
+    pub xds_token_file: Option<String>,
 }
 
 /// Flags of `meshd compile`.
@@ -233,7 +246,11 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(1),
         "m" => Duration::from_secs(60),
         "h" => Duration::from_secs(3600),
-        _ => return Err(format!("{value:?} is not a duration such as 500ms, 10s, 5m or 1h")),
+        _ => {
+            return Err(format!(
+                "{value:?} is not a duration such as 500ms, 10s, 5m or 1h"
+            ));
+        }
     };
     unit.checked_mul(u32::try_from(number).map_err(|_| format!("{value:?} is too long"))?)
         .ok_or_else(|| format!("{value:?} is too long"))

@@ -28,16 +28,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn bootstrap(args: &meshd::cli::BootstrapArgs) -> std::io::Result<()> {
-    use meshd::bootstrap::{BootstrapOverrides, BootstrapSettings, bootstrap_yaml};
+    use meshd::bootstrap::{
+        BootstrapOverrides, BootstrapSettings, bootstrap_yaml, check_credentials,
+    };
     let overrides = BootstrapOverrides {
         node_id: args.node_id.clone(),
         node_cluster: args.node_cluster.clone(),
         xds_endpoint: args.xds_endpoint.clone(),
         admin_port: args.admin_port,
         delta: args.delta,
+        xds_ca: args.xds_ca.clone(),
+        xds_cert: args.xds_cert.clone(),
+        xds_key: args.xds_key.clone(),
+        xds_token_file: args.xds_token_file.clone(),
+    };
+    let invalid = |e: meshd::bootstrap::BootstrapError| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
     };
     let settings = BootstrapSettings::from_env(|name| std::env::var(name).ok(), &overrides)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        .map_err(invalid)?;
+    check_credentials(&settings).map_err(invalid)?;
     print!("{}", bootstrap_yaml(&settings));
     Ok(())
 }

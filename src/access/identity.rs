@@ -138,7 +138,10 @@ mod tests {
         let refused = identify(Some(&node("garbage", ""))).unwrap_err();
         let message = refused.to_string();
         assert!(message.contains("\"garbage\""), "{message}");
-        assert!(message.contains("mesh/<mesh>/virtualNode/<name>"), "{message}");
+        assert!(
+            message.contains("mesh/<mesh>/virtualNode/<name>"),
+            "{message}"
+        );
         assert_eq!(identify(None).unwrap_err(), NodeIdError::Missing);
     }
 
@@ -188,7 +191,9 @@ mod tests {
         let foreign = certificate_with_uris(&["spiffe://other/mesh/m/virtualNode/a"]);
         let refused = certificate_identity(&foreign, "meshd").unwrap_err();
         assert!(
-            refused.to_string().contains("spiffe://other/mesh/m/virtualNode/a"),
+            refused
+                .to_string()
+                .contains("spiffe://other/mesh/m/virtualNode/a"),
             "{refused}"
         );
         assert!(certificate_identity(&certificate_with_uris(&[]), "meshd").is_err());

@@ -66,7 +66,7 @@ pub struct RefusedStream {
     pub reason: RefusalReason,
     /// Where it came from (`unix` or `ip:port`).
     pub remote: String,
-    /// The node id it sent (cut to 300 bytes), if it got that far.
+    /// The node id it sent (cut to 256 bytes), if it got that far.
     pub node_id: String,
     /// What it was told.
     pub message: String,
@@ -121,7 +121,7 @@ impl Refusals {
                 .map_or(0, |d| d.as_secs()),
             reason,
             remote,
-            node_id: truncated(node_id, 300),
+            node_id: truncated(node_id, 256),
             message: truncated(message, 1024),
         };
         self.log(&refused);

@@ -290,7 +290,11 @@ mod tests {
             serde_json::json!({"meshName": "m", "virtualNodeName": "b", "spec": {}}),
         );
         let mut compiled = Compiled::on_demand(store.snapshot());
-        assert_eq!(compiled.len(), 0, "nothing is compiled before it is asked for");
+        assert_eq!(
+            compiled.len(),
+            0,
+            "nothing is compiled before it is asked for"
+        );
         let a = ProxyId::virtual_node("m", "a");
         let phantom = ProxyId::virtual_node("m", "nobody");
         compiled.get(&a);

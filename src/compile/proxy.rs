@@ -123,7 +123,10 @@ mod tests {
         let long = "n".repeat(MAX_NAME_LENGTH);
         assert!(ProxyId::parse(&format!("mesh/m/virtualNode/{long}")).is_ok());
         let refused = ProxyId::parse(&format!("mesh/m/virtualNode/{long}n")).unwrap_err();
-        assert!(refused.0.len() <= QUOTED_ID_LENGTH, "the error quotes a cut id");
+        assert!(
+            refused.0.len() <= QUOTED_ID_LENGTH,
+            "the error quotes a cut id"
+        );
         assert_eq!(
             ProxyId::virtual_node("m", "a").to_string(),
             "mesh/m/virtualNode/a"

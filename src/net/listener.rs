@@ -279,8 +279,7 @@ pub fn serve_connections<A: Acceptor>(
                             client_certificate,
                             activity,
                         };
-                        let connection =
-                            Connection::new(io, preface, info, close, Box::new(slot));
+                        let connection = Connection::new(io, preface, info, close, Box::new(slot));
                         let _ = tx.send(Ok(connection)).await;
                     }
                     Ok(Err(err)) => {
@@ -289,7 +288,10 @@ pub fn serve_connections<A: Acceptor>(
                     }
                     Err(_) => {
                         stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(?remote, "a connection did not finish its handshake in time");
+                        tracing::debug!(
+                            ?remote,
+                            "a connection did not finish its handshake in time"
+                        );
                     }
                 }
             });

@@ -559,4 +559,3 @@ impl ClientStatusDiscoveryService for XdsService {
         }))
     }
 }
-

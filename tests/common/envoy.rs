@@ -105,6 +105,29 @@ impl Envoy {
         mode: Mode,
         edit: impl FnOnce(String) -> String,
     ) -> Envoy {
+        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, &[], edit).await
+    }
+
+    /// [`Envoy::start`], with `args` added to `meshd bootstrap` (`--xds-ca …`).
+    pub async fn start_with_args(
+        resource_arn: &str,
+        xds_endpoint: &str,
+        mode: Mode,
+        args: &[&std::ffi::OsStr],
+    ) -> Envoy {
+        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, args, |bootstrap| {
+            bootstrap
+        })
+        .await
+    }
+
+    async fn start_bootstrapped(
+        resource_arn: &str,
+        xds_endpoint: &str,
+        mode: Mode,
+        args: &[&std::ffi::OsStr],
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
         require_envoy();
         let admin_port = free_port();
         let dir = scratch_dir(match mode {
@@ -116,6 +139,7 @@ impl Envoy {
             .arg("bootstrap")
             .arg("--admin-port")
             .arg(admin_port.to_string())
+            .args(args)
             .env("APPMESH_RESOURCE_ARN", resource_arn)
             .env("APPMESH_XDS_ENDPOINT", xds_endpoint)
             .env("ENVOY_ADMIN_ACCESS_LOG_FILE", dir.join("admin_access.log"))

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::envoy::free_port;
+use super::pki::Pki;
 
 /// How long an etcd member may take to become healthy.
 const WAIT: Duration = Duration::from_secs(30);
@@ -14,69 +15,31 @@ const WAIT: Duration = Duration::from_secs(30);
 /// PEM files of a CA made for one test, of etcd's server certificate (for 127.0.0.1 and
 /// localhost) and of a client certificate, all signed by that CA.
 pub struct TestPki {
-    dir: tempfile::TempDir,
+    pki: Pki,
 }
 
 impl TestPki {
     /// Makes a fresh CA, server certificate and client certificate.
     pub fn new() -> TestPki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "meshd test etcd CA");
-        let issuer = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf = |names: Vec<String>, common_name: &str, stem: &str| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(names).unwrap();
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, common_name);
-            params.extended_key_usages = vec![
-                rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-                rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            std::fs::write(dir.path().join(format!("{stem}.pem")), cert.pem()).unwrap();
-            std::fs::write(
-                dir.path().join(format!("{stem}-key.pem")),
-                key.serialize_pem(),
-            )
-            .unwrap();
-        };
-        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).unwrap();
-        leaf(
-            vec!["127.0.0.1".into(), "localhost".into()],
-            "etcd",
-            "server",
-        );
-        leaf(vec!["meshd".into()], "meshd", "client");
-        TestPki { dir }
+        let pki = Pki::new("meshd test etcd CA");
+        pki.issue("server", &["127.0.0.1", "localhost"], &[]);
+        pki.issue("client", &["meshd"], &[]);
+        TestPki { pki }
     }
 
     /// The CA certificate.
     pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.pki.ca()
     }
 
     /// etcd's server certificate and key.
     pub fn server(&self) -> (PathBuf, PathBuf) {
-        self.pair("server")
+        self.pki.pair("server")
     }
 
     /// The client certificate and key that etcd accepts.
     pub fn client(&self) -> (PathBuf, PathBuf) {
-        self.pair("client")
-    }
-
-    fn pair(&self, stem: &str) -> (PathBuf, PathBuf) {
-        let dir = self.dir.path();
-        (
-            dir.join(format!("{stem}.pem")),
-            dir.join(format!("{stem}-key.pem")),
-        )
+        self.pki.pair("client")
     }
 }
 

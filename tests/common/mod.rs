@@ -3,6 +3,7 @@
 
 pub mod envoy;
 pub mod etcd;
+pub mod pki;
 pub mod process;
 pub mod sdk;
 

@@ -22,7 +22,13 @@ impl MeshdProcess {
     /// Runs `meshd serve --api-addr 127.0.0.1:0 <args>` and waits (a minute at most) until
     /// it logs its API address; panics with its stderr if it exits first.
     pub async fn start(args: &[&str]) -> MeshdProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshd"))
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_meshd")), args).await
+    }
+
+    /// [`MeshdProcess::start`] through `command` (meshd itself, or a wrapper such as
+    /// `prlimit … -- meshd` whose arguments end with meshd's path).
+    pub async fn start_command(mut command: Command, args: &[&str]) -> MeshdProcess {
+        let mut child = command
             .args(["serve", "--api-addr", "127.0.0.1:0"])
             .args(args)
             .env("MESHD_LOG", "meshd=info")
@@ -94,6 +100,29 @@ impl MeshdProcess {
             output.status,
             String::from_utf8_lossy(&output.stderr).into(),
         )
+    }
+
+    /// The address its xDS server listens on, as it logged it (waiting a minute at most).
+    pub async fn xds_addr(&self) -> SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = self.log.lock().unwrap().iter().find_map(|line| {
+                let (_, rest) = line.split_once("serving xDS (ADS) on ")?;
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                addr.parse().ok()
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "meshd did not log its xDS address"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Whether meshd has logged a line containing `text`.
