@@ -360,6 +360,9 @@ pub fn bootstrap(settings: &BootstrapSettings) -> Value {
             "clusters": [{
                 "name": XDS_CLUSTER,
                 "type": discovery,
+                // A name such as `localhost` may resolve to ::1 first while meshd
+                // listens on IPv4: try IPv4 first, then IPv6.
+                "dns_lookup_family": "V4_PREFERRED",
                 "connect_timeout": "1s",
                 "typed_extension_protocol_options": {
                     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

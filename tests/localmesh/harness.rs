@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meshd::api::Account;
-use meshd::server::{self, RunningServer, ServerConfig};
+use meshd::server::{self, RunningServer, ServerConfig, XdsConfig, XdsTls};
+
+#[path = "../common/pki.rs"]
+mod pki;
 use serde_json::Value;
 
 /// The uid Envoy runs as; the egress rules let its own connections through.
@@ -252,6 +255,9 @@ pub struct LocalMesh {
     dns: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>,
     dir: PathBuf,
     http: reqwest::Client,
+    /// The CA of meshd's xDS certificate and of every proxy's client certificate: the
+    /// Envoys reach meshd across the bridge, over TLS, each proving which node it is.
+    pki: pki::Pki,
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -329,6 +335,7 @@ impl LocalMesh {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("an HTTP client"),
+            pki: pki::Pki::new("local mesh xDS CA"),
         };
         let bridge = mesh.bridge.clone();
         must("ip", &["link", "add", &bridge, "type", "bridge"]);
@@ -351,8 +358,20 @@ impl LocalMesh {
             region: "us-east-1".into(),
             account_id: "111122223333".into(),
         };
+        // xDS on the bridge, as across hosts: TLS, and a client certificate per proxy.
+        let (cert, key) = mesh
+            .pki
+            .issue("meshd", &[&mesh.host_address().to_string()], &[]);
         let config = ServerConfig {
             xds_addr: Some(SocketAddr::from((mesh.host_address(), 0))),
+            xds: XdsConfig {
+                tls: Some(XdsTls {
+                    cert,
+                    key,
+                    client_ca: Some(mesh.pki.ca()),
+                }),
+                ..XdsConfig::default()
+            },
             ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
         };
         let server = mesh
@@ -710,8 +729,23 @@ impl LocalMesh {
         std::os::unix::fs::chown(&envoy_dir, Some(ENVOY_UID), Some(ENVOY_UID))
             .expect("the Envoy directory can be given to uid 1337");
         fs::set_permissions(&task.dir, fs::Permissions::from_mode(0o755)).ok();
-        let output = Command::new(&self.bins.meshd)
-            .arg("bootstrap")
+        // The proxy's own certificate, naming its node, readable by Envoy's uid only.
+        let (cert, key) = self.pki.proxy(&task.namespace, "meshd", &resource);
+        let credentials = [
+            ("--xds-ca", self.pki.ca(), envoy_dir.join("xds-ca.pem")),
+            ("--xds-cert", cert, envoy_dir.join("xds-cert.pem")),
+            ("--xds-key", key, envoy_dir.join("xds-key.pem")),
+        ];
+        let mut bootstrap = Command::new(&self.bins.meshd);
+        bootstrap.arg("bootstrap");
+        for (flag, from, to) in &credentials {
+            fs::copy(from, to).expect("the proxy's certificate files can be written");
+            std::os::unix::fs::chown(to, Some(ENVOY_UID), Some(ENVOY_UID))
+                .expect("the certificate files can be given to uid 1337");
+            fs::set_permissions(to, fs::Permissions::from_mode(0o600)).ok();
+            bootstrap.arg(flag).arg(to);
+        }
+        let output = bootstrap
             .env("APPMESH_RESOURCE_ARN", &resource)
             .env("APPMESH_XDS_ENDPOINT", self.xds.to_string())
             .env("ENVOY_ADMIN_ACCESS_PORT", ADMIN_PORT.to_string())
