@@ -390,10 +390,15 @@ pub fn weighted_clusters(dump: &Value, name: &str) -> Vec<(String, u64)> {
 
 /// `GET /meshd/v1/proxies` of the meshd API at `api_addr`.
 pub async fn meshd_proxies(api_addr: std::net::SocketAddr) -> Vec<Value> {
-    reqwest::get(format!("http://{api_addr}/meshd/v1/proxies"))
+    serde_json::from_value(meshd_view(api_addr, "proxies").await).expect("a list of proxies")
+}
+
+/// `GET /meshd/v1/<view>` of the meshd API at `api_addr`, as JSON.
+pub async fn meshd_view(api_addr: std::net::SocketAddr, view: &str) -> Value {
+    reqwest::get(format!("http://{api_addr}/meshd/v1/{view}"))
         .await
-        .expect("meshd's status endpoint answers")
+        .unwrap_or_else(|err| panic!("meshd's {view} view answers: {err}"))
         .json()
         .await
-        .expect("meshd's status is JSON")
+        .unwrap_or_else(|err| panic!("meshd's {view} view is JSON: {err}"))
 }
