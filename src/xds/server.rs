@@ -356,6 +356,15 @@ impl StreamMachine for DeltaStream {
 }
 
 impl XdsService {
+    /// Asks the control side to admit a stream, off the async workers: admitting may
+    /// compile the proxy's configuration, and wait for a publication in progress.
+    async fn admit(&self, peer: &Peer, node: Option<&Node>) -> Result<Admission, Status> {
+        let (control, peer, node) = (self.control.clone(), peer.clone(), node.cloned());
+        tokio::task::spawn_blocking(move || control.admit(&peer, node.as_ref()))
+            .await
+            .map_err(|err| Status::internal(format!("admitting the stream failed: {err}")))?
+    }
+
     /// Opens a stream: admits it on its first request (through [`Control::admit`]),
     /// then runs a task that feeds requests and new snapshots to `machine` and sends
     /// its responses.
@@ -382,7 +391,7 @@ impl XdsService {
             resource,
             updates: mut snapshots,
             lease,
-        } = self.control.admit(&peer, node)?;
+        } = self.admit(&peer, node).await?;
         let node_id = node.map(|n| n.id.clone()).unwrap_or_default();
         let streams = self.streams.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
