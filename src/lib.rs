@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for how the modules fit together.
 
 pub mod api;
+pub mod apply;
 pub mod bootstrap;
 pub mod cli;
 pub mod compile;

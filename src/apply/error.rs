@@ -1,0 +1,83 @@
+//! Why an apply or an export could not be done.
+
+use super::desired::Origin;
+
+/// Why `meshd apply` or `meshd export` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A file or directory could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// A file is not YAML or JSON, or not one of the formats `apply` reads.
+    #[error("{file}: {message}")]
+    Format {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value of a resource is wrong or cannot be resolved.
+    #[error("{origin}: {path}: {message}")]
+    Invalid {
+        /// Where the resource is defined.
+        origin: Origin,
+        /// The property path inside the resource.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The same resource is defined twice, differently.
+    #[error("{key} is defined twice, differently: in {first} and in {second}")]
+    Duplicate {
+        /// The resource.
+        key: String,
+        /// The first definition.
+        first: Origin,
+        /// The second definition.
+        second: Origin,
+    },
+    /// The App Mesh API answered with an error (while reading what meshd holds).
+    #[error("{0}")]
+    Api(#[from] super::client::ClientError),
+    /// The API refused a change: the apply stopped there.
+    #[error(
+        "{action} {key} ({origin}) was refused: {error}\n  applied before it: {applied}\n  not applied: {not_applied}",
+        applied = list_or_none(.applied),
+        not_applied = list_or_none(.not_applied)
+    )]
+    Refused {
+        /// "create", "update" or "delete".
+        action: &'static str,
+        /// The resource.
+        key: String,
+        /// Where it is defined (or "meshd" for a delete).
+        origin: Origin,
+        /// The API's answer.
+        error: super::client::ClientError,
+        /// The changes made before it, in order.
+        applied: Vec<String>,
+        /// The changes not made (this one and those after it).
+        not_applied: Vec<String>,
+    },
+    /// Writing the export failed.
+    #[error("{file}: {source}")]
+    Write {
+        /// The output file.
+        file: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".to_string()
+    } else {
+        items.join(", ")
+    }
+}
