@@ -122,15 +122,15 @@ async fn account(
 }
 
 /// `meshd apply`: reads the files, prints the plan to `out`, and unless it is a dry
-/// run makes the changes, a progress line per resource.
+/// run makes the changes, a progress line per resource. A dry run's outcome counts
+/// what the plan would change.
 pub async fn apply(
-    endpoint: &str,
+    client: &Client,
     options: &ApplyOptions,
     out: &mut dyn Write,
 ) -> Result<execute::Outcome, ApplyError> {
     let files = source::read_paths(&options.files)?;
-    let client = Client::connect(endpoint).await;
-    let account = account(&client, &options.parameters).await?;
+    let account = account(client, &options.parameters).await?;
     let loaded = load(&files, options, &account)?;
     let plan = plan::make(&client, &loaded.resources, loaded.ignored, options.prune).await?;
     let _ = write!(out, "{}", plan.render());
@@ -143,7 +143,7 @@ pub async fn apply(
             deleted,
         });
     }
-    let outcome = execute::execute(&client, &plan, out).await?;
+    let outcome = execute::execute(client, &plan, out).await?;
     let _ = writeln!(
         out,
         "Applied: {} created, {} updated, {} unchanged, {} deleted.",

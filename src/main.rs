@@ -31,15 +31,17 @@ async fn main() -> std::process::ExitCode {
 
 async fn apply(args: &meshd::cli::ApplyArgs) -> std::io::Result<()> {
     let mut out = std::io::stdout();
-    meshd::apply::apply(&args.endpoint_url, &args.options(), &mut out)
+    let client = meshd::apply::client::Client::connect(&args.endpoint_url).await;
+    meshd::apply::apply(&client, &args.options(), &mut out)
         .await
         .map(|_| ())
         .map_err(std::io::Error::other)
 }
 
 async fn export(args: &meshd::cli::ExportArgs) -> std::io::Result<()> {
+    let client = meshd::apply::client::Client::connect(&args.endpoint_url).await;
     let text = meshd::apply::export::export(
-        &args.endpoint_url,
+        &client,
         &args.mesh,
         args.format.format(),
         &args.namespace,

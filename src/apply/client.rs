@@ -116,11 +116,17 @@ impl Client {
             Some(provider) => provider.provide_credentials().await.ok(),
             None => None,
         };
+        Client::new(endpoint, credentials, &region)
+    }
+
+    /// A client of the API at `endpoint` signing with `credentials` for `region` (unsigned
+    /// without credentials).
+    pub fn new(endpoint: &str, credentials: Option<Credentials>, region: &str) -> Client {
         Client {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             credentials,
-            region,
+            region: region.to_string(),
         }
     }
 

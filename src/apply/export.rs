@@ -25,15 +25,14 @@ pub enum Format {
     Json,
 }
 
-/// Reads mesh `mesh` from the API at `endpoint` and writes it in `format`.
+/// Reads mesh `mesh` through `client` and writes it in `format`.
 pub async fn export(
-    endpoint: &str,
+    client: &Client,
     mesh: &str,
     format: Format,
     namespace: &str,
 ) -> Result<String, ApplyError> {
-    let client = Client::connect(endpoint).await;
-    let resources = state::read_mesh(&client, mesh).await?.ok_or_else(|| {
+    let resources = state::read_mesh(client, mesh).await?.ok_or_else(|| {
         ApplyError::Api(ClientError::Refused {
             status: 404,
             error_type: "NotFoundException".into(),
