@@ -81,7 +81,7 @@ pub fn load(
     }
     let checked: Vec<Desired> = drafts
         .into_iter()
-        .map(desired::Draft::finish)
+        .map(|draft| draft.finish(&mut ignored))
         .collect::<Result<_, _>>()?;
     Ok(Loaded {
         resources: desired::merge(checked)?,

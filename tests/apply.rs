@@ -87,10 +87,14 @@ const ALB_PARAMETERS: &[(&str, &str)] = &[
     ("BackendV1LoadBalancer.DNSName", "backend-v1.elb.example"),
     ("BackendV2ServiceRegistry.Name", "backend-v2"),
     ("BackendRecordSet", "backend.howto-alb.local"),
+    ("PublicLoadBalancer.DNSName", "front.elb.example"),
 ];
 
 fn walkthrough(name: &str) -> Walkthrough {
     match name {
+        // The walkthrough's `kubectl apply`s, each stage as the cluster then holds it: a
+        // later router file replaces the router of appmesh-yelb-appserver.yaml
+        // (`!VirtualRouter` leaves that document out).
         "eks-getting-started" => Walkthrough {
             stages: &[
                 &[
@@ -103,9 +107,17 @@ fn walkthrough(name: &str) -> Walkthrough {
                     "appmesh-yelb-db.yaml",
                     "appmesh-yelb-redis.yaml",
                     "appmesh-yelb-ui.yaml",
-                    "appmesh-yelb-appserver.yaml",
+                    "appmesh-yelb-appserver.yaml!VirtualRouter",
                     "appmesh-yelb-appserver-v2.yaml",
                     "appmesh-virtual-router-appserver-v1-v2.yaml",
+                ],
+                &[
+                    "appmesh-yelb-db.yaml",
+                    "appmesh-yelb-redis.yaml",
+                    "appmesh-yelb-ui.yaml",
+                    "appmesh-yelb-appserver.yaml!VirtualRouter",
+                    "appmesh-yelb-appserver-v2.yaml",
+                    "appmesh-virtual-router-appserver-v2.yaml",
                 ],
             ],
             parameters: &[],
@@ -130,6 +142,8 @@ fn walkthrough(name: &str) -> Walkthrough {
                 ("EnvoyImage", "envoy:v1"),
                 ("CloudWatchAgentImage", "cwagent:v1"),
                 ("ContainerPort", "8080"),
+                ("ColorServiceRegistry.Name", "color"),
+                ("PublicLoadBalancer.DNSName", "front.elb.example"),
             ],
         ),
         "howto-grpc" => cfn(&[&["mesh.yaml"]], &[("ProjectName", "howto-grpc")]),
@@ -169,7 +183,8 @@ fn walkthrough(name: &str) -> Walkthrough {
     }
 }
 
-/// The files of one stage, templates filled in as envsubst fills them, in `dir`.
+/// The files of one stage, templates filled in as envsubst fills them, in `dir`;
+/// `file!Kind` leaves out the file's documents of that kind.
 fn stage_files(name: &str, files: &[&str], variables: &[(&str, &str)], dir: &Path) -> Vec<String> {
     let base = match name {
         "eks-getting-started" => corpus().join(name).join("infrastructure/appmesh_templates"),
@@ -178,7 +193,13 @@ fn stage_files(name: &str, files: &[&str], variables: &[(&str, &str)], dir: &Pat
     files
         .iter()
         .map(|file| {
+            let (file, left_out) = file.split_once('!').unwrap_or((file, ""));
             let mut text = std::fs::read_to_string(base.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if !left_out.is_empty() {
+                let kind = format!("kind: {left_out}");
+                let documents: Vec<&str> = text.split("\n---").filter(|d| !d.lines().any(|l| l.trim() == kind)).collect();
+                text = documents.join("\n---");
+            }
             if file.ends_with(".template") {
                 for (variable, value) in variables {
                     text = text.replace(&format!("${{{variable}}}"), value);

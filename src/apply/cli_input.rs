@@ -90,6 +90,7 @@ pub fn read(file: &str, index: usize, input: &Value) -> Result<Draft, ApplyError
             .unwrap_or_else(|| Value::Object(Default::default())),
         tags,
         origin,
+        prune_unknown: false,
     })
 }
 

@@ -99,6 +99,7 @@ pub fn read(
             spec: api_names(spec),
             tags,
             origin,
+            prune_unknown: false,
         });
     }
     Ok((drafts, ignored))

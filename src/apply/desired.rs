@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
 use super::ApplyError;
@@ -53,6 +53,10 @@ pub struct Draft {
     pub tags: Vec<Tag>,
     /// Where it is defined.
     pub origin: Origin,
+    /// Whether members the model does not know are dropped (with a note) rather than
+    /// refused: the Kubernetes API server prunes the fields a CRD does not define
+    /// before the controller sees them.
+    pub prune_unknown: bool,
 }
 
 /// A resource the files define, ready to be compared with what meshd holds.
@@ -99,8 +103,9 @@ impl Draft {
     }
 
     /// Checks the names and spec: no `${…}` left, a spec the API model accepts, the
-    /// service's rules; fills in the service's defaults.
-    pub fn finish(self) -> Result<Desired, ApplyError> {
+    /// service's rules; fills in the service's defaults. Members dropped
+    /// (`prune_unknown`) are noted in `ignored`.
+    pub fn finish(self, ignored: &mut Vec<Ignored>) -> Result<Desired, ApplyError> {
         let invalid = |path: String, message: String| ApplyError::Invalid {
             origin: self.origin.clone(),
             path,
@@ -124,8 +129,14 @@ impl Draft {
         if let Some((path, message)) = placeholder(&self.spec, "spec") {
             return Err(invalid(path, message));
         }
-        let mut spec = typed_spec(self.kind, self.spec.clone())
+        let mut pruned = Vec::new();
+        let pruning = self.prune_unknown.then_some(&mut pruned);
+        let mut spec = typed_spec(self.kind, self.spec.clone(), pruning)
             .map_err(|(path, message)| invalid(path, message))?;
+        ignored.extend(pruned.into_iter().map(|path| Ignored {
+            origin: self.origin.clone(),
+            what: format!("{path} (not in the resource's definition; the Kubernetes API server drops it)"),
+        }));
         rules::validate_spec(&spec, "spec")
             .map_err(|e| invalid(e.path.clone(), e.message.clone()))?;
         rules::fill_defaults(&mut spec);
@@ -169,20 +180,38 @@ fn placeholder(value: &Value, path: &str) -> Option<(String, String)> {
 /// Parses a spec of `kind` from JSON in the API's shapes. Member names that differ from
 /// the model's only in letter case (`certificateAuthorityARNs`, `AWSCloudMap`) are
 /// renamed to the model's, and numbers or booleans written as strings (as CloudFormation
-/// allows) are converted, each guided by the model's own refusal. Errors carry the path.
-pub fn typed_spec(kind: ResourceKind, value: Value) -> Result<Spec, (String, String)> {
+/// allows) are converted, each guided by the model's own refusal. With `pruned`, other
+/// unknown members are dropped and their paths pushed there. Errors carry the path.
+pub fn typed_spec(
+    kind: ResourceKind,
+    value: Value,
+    mut pruned: Option<&mut Vec<String>>,
+) -> Result<Spec, (String, String)> {
+    let p = &mut pruned;
     Ok(match kind {
-        ResourceKind::Mesh => Spec::Mesh(typed(value)?),
-        ResourceKind::VirtualNode => Spec::VirtualNode(typed(value)?),
-        ResourceKind::VirtualRouter => Spec::VirtualRouter(typed(value)?),
-        ResourceKind::Route => Spec::Route(typed(value)?),
-        ResourceKind::VirtualService => Spec::VirtualService(typed(value)?),
-        ResourceKind::VirtualGateway => Spec::VirtualGateway(typed(value)?),
-        ResourceKind::GatewayRoute => Spec::GatewayRoute(typed(value)?),
+        ResourceKind::Mesh => Spec::Mesh(typed(value, p)?),
+        ResourceKind::VirtualNode => Spec::VirtualNode(typed(value, p)?),
+        ResourceKind::VirtualRouter => Spec::VirtualRouter(typed(value, p)?),
+        ResourceKind::Route => Spec::Route(typed(value, p)?),
+        ResourceKind::VirtualService => Spec::VirtualService(typed(value, p)?),
+        ResourceKind::VirtualGateway => Spec::VirtualGateway(typed(value, p)?),
+        ResourceKind::GatewayRoute => Spec::GatewayRoute(typed(value, p)?),
     })
 }
 
-fn typed<T: DeserializeOwned>(mut value: Value) -> Result<T, (String, String)> {
+fn spec_path(path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    if path == "." {
+        "spec".to_string()
+    } else {
+        format!("spec.{path}")
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    mut value: Value,
+    pruned: &mut Option<&mut Vec<String>>,
+) -> Result<T, (String, String)> {
     // Each repair renames one member or converts one scalar, so this ends.
     for _ in 0..100_000 {
         match serde_path_to_error::deserialize::<_, T>(value.clone()) {
@@ -190,37 +219,54 @@ fn typed<T: DeserializeOwned>(mut value: Value) -> Result<T, (String, String)> {
             Err(err) => {
                 let segments: Vec<Segment> = err.path().iter().cloned().collect();
                 let message = err.inner().to_string();
-                if !repair(&mut value, &segments, &message) {
-                    let path = err.path().to_string();
-                    let path = if path == "." {
-                        "spec".to_string()
-                    } else {
-                        format!("spec.{path}")
-                    };
-                    return Err((path, message));
+                if repair(&mut value, &segments, &message) {
+                    continue;
                 }
+                if let Some(pruned) = pruned.as_deref_mut() {
+                    if let Some(member) = prune(&mut value, &segments, &message) {
+                        pruned.push(format!("{}.{member}", spec_path(err.path())));
+                        continue;
+                    }
+                }
+                return Err((spec_path(err.path()), message));
             }
         }
     }
     Err(("spec".into(), "the spec could not be read".into()))
 }
 
+/// The unknown member an "unknown field" refusal names, and the object holding it.
+fn unknown_member<'a>(
+    root: &'a mut Value,
+    segments: &[Segment],
+    message: &'a str,
+) -> Option<(&'a mut Map<String, Value>, &'a str, Vec<&'a str>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let mut names = rest.split('`').step_by(2);
+    let unknown = names.next()?;
+    // The path ends at the unknown member or at the object holding it.
+    let holder = match segments.last() {
+        Some(Segment::Map { key }) if key == unknown => &segments[..segments.len() - 1],
+        _ => segments,
+    };
+    match at(root, holder) {
+        Some(Value::Object(map)) => Some((map, unknown, names.collect())),
+        _ => None,
+    }
+}
+
+/// Drops the unknown member a refusal names; returns its name.
+fn prune(root: &mut Value, segments: &[Segment], message: &str) -> Option<String> {
+    let (map, unknown, _) = unknown_member(root, segments, message)?;
+    map.remove(unknown).map(|_| unknown.to_string())
+}
+
 fn repair(root: &mut Value, segments: &[Segment], message: &str) -> bool {
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let mut names = rest.split('`').step_by(2);
-        let Some(unknown) = names.next() else {
+    if message.starts_with("unknown field `") {
+        let Some((map, unknown, expected)) = unknown_member(root, segments, message) else {
             return false;
         };
-        let Some(expected) = names.find(|name| name.eq_ignore_ascii_case(unknown)) else {
-            return false;
-        };
-        // The path ends at the unknown member or at the object holding it.
-        let (holder, last) = match segments.last() {
-            Some(Segment::Map { key }) if key == unknown => (&segments[..segments.len() - 1], ()),
-            _ => (segments, ()),
-        };
-        let _ = last;
-        let Some(Value::Object(map)) = at(root, holder) else {
+        let Some(expected) = expected.into_iter().find(|name| name.eq_ignore_ascii_case(unknown)) else {
             return false;
         };
         if map.contains_key(expected) {
@@ -328,6 +374,7 @@ mod tests {
             spec,
             tags: vec![],
             origin: origin(),
+            prune_unknown: false,
         }
     }
 
@@ -338,7 +385,7 @@ mod tests {
                 "tls": {"mode": "STRICT", "certificate": {"acm": {"certificateARN": "arn:x"}}}}],
             "serviceDiscovery": {"DNS": {"hostname": "h"}}
         }));
-        let desired = draft.finish().unwrap();
+        let desired = draft.finish(&mut Vec::new()).unwrap();
         let Spec::VirtualNode(spec) = desired.spec else {
             panic!()
         };
@@ -361,7 +408,7 @@ mod tests {
         let err = node_draft(
             json!({"listeners": [{"portMapping": {"port": 80, "protocol": "http"}, "colour": 1}]}),
         )
-        .finish()
+        .finish(&mut Vec::new())
         .unwrap_err();
         let text = err.to_string();
         assert!(
@@ -372,11 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_drafts_drop_unknown_members_with_a_note() {
+        let mut draft = node_draft(json!({"backendDefaults": {"clientPolicy": {"tls": {
+            "enforce": true, "mode": "STRICT", "validation": {"trust": {"file": {"certificateChain": "/c.pem"}}}}}}}));
+        assert!(draft.clone().finish(&mut Vec::new()).is_err(), "refused unless pruning");
+        draft.prune_unknown = true;
+        let mut ignored = Vec::new();
+        let desired = draft.finish(&mut ignored).unwrap();
+        let Spec::VirtualNode(spec) = desired.spec else { panic!() };
+        let tls = &serde_json::to_value(&spec).unwrap()["backendDefaults"]["clientPolicy"]["tls"];
+        assert_eq!(tls.get("mode"), None);
+        assert_eq!(tls["enforce"], json!(true));
+        assert_eq!(ignored.len(), 1);
+        assert!(ignored[0].what.starts_with("spec.backendDefaults.clientPolicy.tls.mode"), "{:?}", ignored[0]);
+    }
+
+    #[test]
     fn a_placeholder_left_in_a_value_is_refused() {
         let err = node_draft(
             json!({"serviceDiscovery": {"dns": {"hostname": "color.${APP_NAMESPACE}.svc"}}}),
         )
-        .finish()
+        .finish(&mut Vec::new())
         .unwrap_err();
         let text = err.to_string();
         assert!(
@@ -386,18 +449,18 @@ mod tests {
         assert!(text.contains("${APP_NAMESPACE}"), "{text}");
         let mut draft = node_draft(json!({}));
         draft.mesh = "${MESH_NAME}".into();
-        assert!(draft.finish().unwrap_err().to_string().contains("meshName"));
+        assert!(draft.finish(&mut Vec::new()).unwrap_err().to_string().contains("meshName"));
     }
 
     #[test]
     fn a_resource_defined_twice_must_be_identical() {
-        let one = node_draft(json!({})).finish().unwrap();
+        let one = node_draft(json!({})).finish(&mut Vec::new()).unwrap();
         let mut same = one.clone();
         same.origin.file = "g.yaml".into();
         assert_eq!(merge(vec![one.clone(), same]).unwrap().len(), 1);
         let mut other =
             node_draft(json!({"backends": [{"virtualService": {"virtualServiceName": "s"}}]}))
-                .finish()
+                .finish(&mut Vec::new())
                 .unwrap();
         other.origin.file = "g.yaml".into();
         let text = merge(vec![one, other]).unwrap_err().to_string();

@@ -235,6 +235,7 @@ impl Translator {
             spec: Value::Object(spec),
             tags: Vec::new(),
             origin,
+            prune_unknown: true,
         };
         let mut drafts = Vec::new();
         match object.kind {
