@@ -40,14 +40,10 @@ async fn apply(args: &meshd::cli::ApplyArgs) -> std::io::Result<()> {
 
 async fn export(args: &meshd::cli::ExportArgs) -> std::io::Result<()> {
     let client = meshd::apply::client::Client::connect(&args.endpoint_url).await;
-    let text = meshd::apply::export::export(
-        &client,
-        &args.mesh,
-        args.format.format(),
-        &args.namespace,
-    )
-    .await
-    .map_err(std::io::Error::other)?;
+    let text =
+        meshd::apply::export::export(&client, &args.mesh, args.format.format(), &args.namespace)
+            .await
+            .map_err(std::io::Error::other)?;
     match &args.output {
         Some(path) => std::fs::write(path, text),
         None => {

@@ -20,7 +20,8 @@ use meshd::apply::{ApplyError, ApplyOptions, execute::Outcome};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/aws-app-mesh-examples/walkthroughs")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus/aws-app-mesh-examples/walkthroughs")
 }
 
 /// One walkthrough: its stages (files applied together), the values its README has the
@@ -40,8 +41,14 @@ const K8S_VARIABLES: &[(&str, &str)] = &[
     ("ENVOY_IMAGE", "envoy:v1"),
     ("AWS_ACCOUNT_ID", "111122223333"),
     ("AWS_DEFAULT_REGION", "us-east-1"),
-    ("CERTIFICATE_ARN", "arn:aws:acm:us-east-1:111122223333:certificate/abc"),
-    ("ROOT_CA_ARN", "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/root"),
+    (
+        "CERTIFICATE_ARN",
+        "arn:aws:acm:us-east-1:111122223333:certificate/abc",
+    ),
+    (
+        "ROOT_CA_ARN",
+        "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/root",
+    ),
     ("CLIENT_APP_IMAGE", "client:v1"),
     ("CLOUDMAP_NAMESPACE", "howto.local"),
     ("COLORAPP_BLUE_SVID", "spiffe://howto.aws/blue"),
@@ -65,7 +72,10 @@ const fn k8s(file: &'static [&'static [&'static str]]) -> Walkthrough {
     }
 }
 
-const fn cfn(stages: &'static [&'static [&'static str]], parameters: &'static [(&'static str, &'static str)]) -> Walkthrough {
+const fn cfn(
+    stages: &'static [&'static [&'static str]],
+    parameters: &'static [(&'static str, &'static str)],
+) -> Walkthrough {
     Walkthrough {
         stages,
         parameters,
@@ -129,7 +139,11 @@ fn walkthrough(name: &str) -> Walkthrough {
             existing_mesh: Some("fargate-mesh"),
             ..cfn(
                 &[&["appmesh-colorapp.yaml"]],
-                &[("EnvironmentName", "fargate"), ("ServicesDomain", "fargate.local"), ("AppMeshMeshName", "fargate-mesh")],
+                &[
+                    ("EnvironmentName", "fargate"),
+                    ("ServicesDomain", "fargate.local"),
+                    ("AppMeshMeshName", "fargate-mesh"),
+                ],
             )
         },
         "howto-alb" => cfn(&[&["infra.yaml", "app.yaml"]], ALB_PARAMETERS),
@@ -161,8 +175,14 @@ fn walkthrough(name: &str) -> Walkthrough {
         "howto-mutual-tls-file-provided-by-acm" => cfn(
             &[&["infrastructure/mesh.yaml"]],
             &[
-                ("mtls-ec2-appmesh-example:AcmPcaColorTellerRootCAArn", "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/teller"),
-                ("mtls-ec2-appmesh-example:AcmPcaColorTellerEndpointCertArn", "arn:aws:acm:us-east-1:111122223333:certificate/teller"),
+                (
+                    "mtls-ec2-appmesh-example:AcmPcaColorTellerRootCAArn",
+                    "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/teller",
+                ),
+                (
+                    "mtls-ec2-appmesh-example:AcmPcaColorTellerEndpointCertArn",
+                    "arn:aws:acm:us-east-1:111122223333:certificate/teller",
+                ),
             ],
         ),
         "howto-servicediscovery-cloudmap" => cfn(&[&["mesh.yaml"]], &[]),
@@ -171,13 +191,22 @@ fn walkthrough(name: &str) -> Walkthrough {
             &[
                 ("MeshName", "tls-mesh"),
                 ("ServicesDomain", "tls.local"),
-                ("CertificateAuthorityArn", "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/ca"),
-                ("CertificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/cert"),
+                (
+                    "CertificateAuthorityArn",
+                    "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/ca",
+                ),
+                (
+                    "CertificateArn",
+                    "arn:aws:acm:us-east-1:111122223333:certificate/cert",
+                ),
             ],
         ),
         "howto-k8s-multiple-listeners" => k8s(&[&["manifest.yaml"]]),
         k8s_walkthrough => {
-            assert!(k8s_walkthrough.starts_with("howto-k8s-"), "{k8s_walkthrough}");
+            assert!(
+                k8s_walkthrough.starts_with("howto-k8s-"),
+                "{k8s_walkthrough}"
+            );
             k8s(&[&["v1beta2/manifest.yaml.template"]])
         }
     }
@@ -194,10 +223,14 @@ fn stage_files(name: &str, files: &[&str], variables: &[(&str, &str)], dir: &Pat
         .iter()
         .map(|file| {
             let (file, left_out) = file.split_once('!').unwrap_or((file, ""));
-            let mut text = std::fs::read_to_string(base.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let mut text =
+                std::fs::read_to_string(base.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             if !left_out.is_empty() {
                 let kind = format!("kind: {left_out}");
-                let documents: Vec<&str> = text.split("\n---").filter(|d| !d.lines().any(|l| l.trim() == kind)).collect();
+                let documents: Vec<&str> = text
+                    .split("\n---")
+                    .filter(|d| !d.lines().any(|l| l.trim() == kind))
+                    .collect();
                 text = documents.join("\n---");
             }
             if file.ends_with(".template") {
@@ -219,20 +252,32 @@ fn client(server: &meshd::server::RunningServer) -> Client {
 fn options(files: Vec<String>, parameters: &[(&str, &str)]) -> ApplyOptions {
     ApplyOptions {
         files,
-        parameters: parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..ApplyOptions::default()
     }
 }
 
-async fn apply(server: &meshd::server::RunningServer, options: &ApplyOptions) -> Result<(Outcome, String), ApplyError> {
+async fn apply(
+    server: &meshd::server::RunningServer,
+    options: &ApplyOptions,
+) -> Result<(Outcome, String), ApplyError> {
     let mut out = Vec::new();
     let outcome = meshd::apply::apply(&client(server), options, &mut out).await?;
     Ok((outcome, String::from_utf8(out).unwrap()))
 }
 
 async fn get(addr: SocketAddr, path: &str) -> Value {
-    let response = reqwest::get(format!("http://{addr}/v20190125/{path}")).await.unwrap();
-    assert!(response.status().is_success(), "GET {path}: {}", response.status());
+    let response = reqwest::get(format!("http://{addr}/v20190125/{path}"))
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
     response.json().await.unwrap()
 }
 
@@ -245,8 +290,16 @@ async fn described(addr: SocketAddr) -> BTreeMap<String, (Value, i64)> {
         let mut paths = vec![format!("meshes/{mesh}")];
         for (collection, name_field, children) in [
             ("virtualNodes", "virtualNodeName", None),
-            ("virtualRouters", "virtualRouterName", Some(("virtualRouter", "routes", "routeName"))),
-            ("virtualGateways", "virtualGatewayName", Some(("virtualGateway", "gatewayRoutes", "gatewayRouteName"))),
+            (
+                "virtualRouters",
+                "virtualRouterName",
+                Some(("virtualRouter", "routes", "routeName")),
+            ),
+            (
+                "virtualGateways",
+                "virtualGatewayName",
+                Some(("virtualGateway", "gatewayRoutes", "gatewayRouteName")),
+            ),
             ("virtualServices", "virtualServiceName", None),
         ] {
             let list = get(addr, &format!("meshes/{mesh}/{collection}?limit=100")).await;
@@ -254,10 +307,16 @@ async fn described(addr: SocketAddr) -> BTreeMap<String, (Value, i64)> {
                 let name = item[name_field].as_str().unwrap();
                 paths.push(format!("meshes/{mesh}/{collection}/{name}"));
                 if let Some((segment, child_collection, child_field)) = children {
-                    let children = get(addr, &format!("meshes/{mesh}/{segment}/{name}/{child_collection}?limit=100")).await;
+                    let children = get(
+                        addr,
+                        &format!("meshes/{mesh}/{segment}/{name}/{child_collection}?limit=100"),
+                    )
+                    .await;
                     for child in children[child_collection].as_array().unwrap() {
                         let child = child[child_field].as_str().unwrap();
-                        paths.push(format!("meshes/{mesh}/{segment}/{name}/{child_collection}/{child}"));
+                        paths.push(format!(
+                            "meshes/{mesh}/{segment}/{name}/{child_collection}/{child}"
+                        ));
                     }
                 }
             }
@@ -267,7 +326,10 @@ async fn described(addr: SocketAddr) -> BTreeMap<String, (Value, i64)> {
             let version = data["metadata"]["version"].as_i64().unwrap();
             let arn = data["metadata"]["arn"].as_str().unwrap().to_string();
             data.as_object_mut().unwrap().remove("metadata");
-            let key = arn.split_once(":mesh/").map(|(_, rest)| format!("mesh/{rest}")).unwrap();
+            let key = arn
+                .split_once(":mesh/")
+                .map(|(_, rest)| format!("mesh/{rest}"))
+                .unwrap();
             out.insert(key, (data, version));
         }
     }
@@ -276,11 +338,19 @@ async fn described(addr: SocketAddr) -> BTreeMap<String, (Value, i64)> {
 
 /// Names and specs only (no versions).
 fn specs(described: &BTreeMap<String, (Value, i64)>) -> BTreeMap<String, Value> {
-    described.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+    described
+        .iter()
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect()
 }
 
 async fn create_mesh(server: &meshd::server::RunningServer, mesh: &str) {
-    common::sdk_client(server.api_addr).create_mesh().mesh_name(mesh).send().await.unwrap();
+    common::sdk_client(server.api_addr)
+        .create_mesh()
+        .mesh_name(mesh)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Applies every stage of `name` into a fresh meshd; returns the server, the last
@@ -299,10 +369,19 @@ async fn apply_walkthrough(name: &str, dir: &Path) -> (meshd::server::RunningSer
         let mut options = options(files, walkthrough.parameters);
         options.kubernetes.mesh = walkthrough.mesh_flag.map(String::from);
         let before = described(server.api_addr).await.len();
-        let (outcome, output) = apply(&server, &options).await.unwrap_or_else(|e| panic!("{name} stage {index}: {e}"));
+        let (outcome, output) = apply(&server, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{name} stage {index}: {e}"));
         let after = described(server.api_addr).await.len();
-        assert_eq!(after - before, outcome.created, "{name} stage {index}: every resource created:\n{output}");
-        assert!(outcome.created + outcome.updated > 0, "{name} stage {index} changed nothing:\n{output}");
+        assert_eq!(
+            after - before,
+            outcome.created,
+            "{name} stage {index}: every resource created:\n{output}"
+        );
+        assert!(
+            outcome.created + outcome.updated > 0,
+            "{name} stage {index} changed nothing:\n{output}"
+        );
         last = Some(options);
     }
     (server, last.expect("a walkthrough has a stage"))
@@ -323,21 +402,37 @@ async fn walkthrough_round_trip(name: &str) {
         "{name}: a second apply changes nothing:\n{output}"
     );
     assert_eq!(again.unchanged, count_planned(&output), "{output}");
-    assert_eq!(described(server.api_addr).await, first, "{name}: no version moved");
+    assert_eq!(
+        described(server.api_addr).await,
+        first,
+        "{name}: no version moved"
+    );
 
-    let meshes: Vec<String> = first.keys().filter(|k| k.matches('/').count() == 1).map(|k| k[5..].to_string()).collect();
+    let meshes: Vec<String> = first
+        .keys()
+        .filter(|k| k.matches('/').count() == 1)
+        .map(|k| k[5..].to_string())
+        .collect();
     for format in [Format::CloudFormation, Format::Kubernetes, Format::Json] {
         let fresh = common::start_server().await;
         for mesh in &meshes {
-            let text = meshd::apply::export::export(&client(&server), mesh, format, "exported").await.unwrap();
+            let text = meshd::apply::export::export(&client(&server), mesh, format, "exported")
+                .await
+                .unwrap();
             let file = dir.path().join(format!("{mesh}.{format:?}.export"));
             std::fs::write(&file, &text).unwrap();
             let (outcome, output) = apply(&fresh, &options_for(&file))
                 .await
-                .unwrap_or_else(|e| panic!("{name}: {format:?} export of {mesh} applies: {e}\n{text}"));
+                .unwrap_or_else(|e| {
+                    panic!("{name}: {format:?} export of {mesh} applies: {e}\n{text}")
+                });
             assert!(outcome.created > 0, "{output}");
         }
-        assert_eq!(specs(&described(fresh.api_addr).await), specs(&first), "{name}: {format:?} round trip");
+        assert_eq!(
+            specs(&described(fresh.api_addr).await),
+            specs(&first),
+            "{name}: {format:?} round trip"
+        );
     }
 }
 
@@ -347,7 +442,10 @@ fn options_for(file: &Path) -> ApplyOptions {
 
 /// The number of resource lines in a printed plan.
 fn count_planned(output: &str) -> usize {
-    output.lines().filter(|l| l.starts_with("  ") && !l.starts_with("    ")).count()
+    output
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .count()
 }
 
 macro_rules! walkthroughs {
@@ -384,4 +482,417 @@ walkthroughs! {
     howto_k8s_multiple_listeners => "howto-k8s-multiple-listeners",
     howto_k8s_retry_policy => "howto-k8s-retry-policy",
     howto_k8s_tls_acm => "howto-k8s-tls-acm",
+}
+
+/// `text` with the CloudFormation resources `ids` (top-level entries of `Resources`,
+/// indented two spaces) left out.
+fn without_resources(text: &str, ids: &[&str]) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let top_level_entry =
+            line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':');
+        if top_level_entry {
+            skipping = ids.iter().any(|id| line.trim() == format!("{id}:"));
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn corpus_text(path: &str) -> String {
+    std::fs::read_to_string(corpus().join(path)).unwrap()
+}
+
+const GRPC: &[(&str, &str)] = &[("ProjectName", "howto-grpc")];
+
+#[tokio::test]
+async fn a_changed_weight_is_exactly_one_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let text = corpus_text("howto-grpc/mesh.yaml");
+    let file = write(dir.path(), "mesh.yaml", &text);
+    apply(&server, &options(vec![file.clone()], GRPC))
+        .await
+        .unwrap();
+    let before = described(server.api_addr).await;
+
+    assert_eq!(text.matches("Weight: 100").count(), 1);
+    write(
+        dir.path(),
+        "mesh.yaml",
+        &text.replace("Weight: 100", "Weight: 50"),
+    );
+    let mut dry = options(vec![file.clone()], GRPC);
+    dry.dry_run = true;
+    let (planned, plan) = apply(&server, &dry).await.unwrap();
+    assert_eq!(
+        (planned.created, planned.updated, planned.deleted),
+        (0, 1, 0),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("~ update    mesh/howto-grpc-mesh/virtualRouter/virtual-router/route/route"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("-           \"weight\": 100") && plan.contains("+           \"weight\": 50"),
+        "{plan}"
+    );
+    assert_eq!(
+        described(server.api_addr).await,
+        before,
+        "a dry run changes nothing"
+    );
+
+    let (outcome, output) = apply(&server, &options(vec![file], GRPC)).await.unwrap();
+    assert_eq!(
+        (outcome.created, outcome.updated, outcome.deleted),
+        (0, 1, 0),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "[1/1] updated mesh/howto-grpc-mesh/virtualRouter/virtual-router/route/route"
+        ),
+        "{output}"
+    );
+    let after = described(server.api_addr).await;
+    let moved: Vec<&String> = after
+        .keys()
+        .filter(|k| after[*k].1 != before[*k].1)
+        .collect();
+    assert_eq!(
+        moved,
+        ["mesh/howto-grpc-mesh/virtualRouter/virtual-router/route/route"]
+    );
+    let route = &after["mesh/howto-grpc-mesh/virtualRouter/virtual-router/route/route"];
+    assert_eq!(
+        route.0["spec"]["grpcRoute"]["action"]["weightedTargets"][0]["weight"],
+        50
+    );
+    assert_eq!(route.1, 2);
+}
+
+#[tokio::test]
+async fn prune_deletes_only_what_is_gone_in_a_safe_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    // Its names come from AWS::StackName: the file's name, `mesh`.
+    let text = corpus_text("howto-servicediscovery-cloudmap/mesh.yaml");
+    let file = write(dir.path(), "mesh.yaml", &text);
+    apply(&server, &options(vec![file.clone()], &[]))
+        .await
+        .unwrap();
+    let before = described(server.api_addr).await;
+    assert_eq!(before.len(), 8);
+
+    let gone = [
+        "ColorGatewayRoute",
+        "ColorTellerService",
+        "ColorTellerRoute",
+        "ColorTellerRouter",
+    ];
+    write(dir.path(), "mesh.yaml", &without_resources(&text, &gone));
+    let (kept, output) = apply(&server, &options(vec![file.clone()], &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (kept.created, kept.updated, kept.deleted, kept.unchanged),
+        (0, 0, 0, 4),
+        "without --prune nothing is deleted:\n{output}"
+    );
+    assert_eq!(described(server.api_addr).await, before);
+
+    let mut prune = options(vec![file], &[]);
+    prune.prune = true;
+    let (outcome, output) = apply(&server, &prune).await.unwrap();
+    assert_eq!(
+        (
+            outcome.created,
+            outcome.updated,
+            outcome.deleted,
+            outcome.unchanged
+        ),
+        (0, 0, 4, 4),
+        "{output}"
+    );
+    let deleted: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("] deleted "))
+        .map(|l| l.split("deleted ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            "mesh/mesh/virtualGateway/colorgateway/gatewayRoute/gatewayroute",
+            "mesh/mesh/virtualService/colorteller.mesh.local",
+            "mesh/mesh/virtualRouter/colorteller-virtual-router/route/colorteller-route",
+            "mesh/mesh/virtualRouter/colorteller-virtual-router",
+        ],
+        "dependents before what they name:\n{output}"
+    );
+    let after = described(server.api_addr).await;
+    let mut expected = before.clone();
+    for key in &deleted {
+        expected.remove(*key);
+    }
+    assert_eq!(after, expected, "the rest is untouched (same versions)");
+}
+
+#[tokio::test]
+async fn a_broken_file_is_an_error_with_file_and_path_and_nothing_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let text = corpus_text("howto-grpc/mesh.yaml");
+    // The second listener port of the file (ColorServerNode's) is broken.
+    let broken = text.replacen(
+        "Port: 8080\n            Protocol: grpc",
+        "Port: eighty\n            Protocol: grpc",
+        1,
+    );
+    assert_ne!(broken, text);
+    let good = write(
+        dir.path(),
+        "a-good.yaml",
+        &corpus_text("howto-http2/mesh.yaml"),
+    );
+    let bad = write(dir.path(), "b-broken.yaml", &broken);
+    let parameters = [("ProjectName", "howto-grpc")];
+    let err = apply(
+        &server,
+        &options(vec![good.clone(), bad.clone()], &parameters),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{bad} Resources.ColorServerNode: spec.listeners[0].portMapping.port: "
+        )),
+        "{err}"
+    );
+    assert!(
+        described(server.api_addr).await.is_empty(),
+        "nothing applied, not even the good file"
+    );
+
+    let no_parameter = apply(
+        &server,
+        &options(vec![bad.replace("b-broken", "b-broken")], &[]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        no_parameter.contains("Properties.MeshName")
+            && no_parameter.contains("--parameter ProjectName=VALUE"),
+        "{no_parameter}"
+    );
+
+    let template = write(
+        dir.path(),
+        "manifest.yaml",
+        &corpus_text("howto-k8s-grpc/v1beta2/manifest.yaml.template"),
+    );
+    let err = apply(&server, &options(vec![template.clone()], &[]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&template) && err.contains("${") && err.contains("envsubst"),
+        "{err}"
+    );
+    assert!(described(server.api_addr).await.is_empty());
+
+    let not_yaml = write(dir.path(), "x.yaml", "Resources: [\n");
+    let err = apply(&server, &options(vec![not_yaml.clone()], &[]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with(&format!("{not_yaml}: ")), "{err}");
+}
+
+#[tokio::test]
+async fn a_resource_defined_twice_differently_names_both_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let text = corpus_text("howto-grpc/mesh.yaml");
+    let one = write(dir.path(), "one.yaml", &text);
+    let same = write(dir.path(), "same.yaml", &text);
+    let (outcome, _) = apply(&server, &options(vec![one.clone(), same], GRPC))
+        .await
+        .unwrap();
+    assert_eq!(outcome.created, 6, "identical definitions are one resource");
+    let other = write(
+        dir.path(),
+        "other.yaml",
+        &text.replace("MethodName: GetColor", "MethodName: SetColor"),
+    );
+    let err = apply(&server, &options(vec![one.clone(), other.clone()], GRPC))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "mesh/howto-grpc-mesh/virtualRouter/virtual-router/route/route is defined twice, differently: in {one} Resources.Route and in {other} Resources.Route"
+        )
+    );
+}
+
+fn cli_input(dir: &Path, name: &str, value: Value) -> String {
+    write(dir, name, &value.to_string())
+}
+
+#[tokio::test]
+async fn at_the_first_refused_call_it_stops_and_a_second_run_completes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let mesh = cli_input(
+        dir.path(),
+        "1-mesh.json",
+        serde_json::json!({"meshName": "shop"}),
+    );
+    let node = cli_input(
+        dir.path(),
+        "2-node.json",
+        serde_json::json!({"meshName": "shop", "virtualNodeName": "web",
+        "spec": {"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}], "serviceDiscovery": {"dns": {"hostname": "web.shop"}}}}),
+    );
+    let router = cli_input(
+        dir.path(),
+        "3-router.json",
+        serde_json::json!({"meshName": "shop", "virtualRouterName": "r",
+        "spec": {"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}}),
+    );
+    let route_spec = |node: &str| {
+        serde_json::json!({"meshName": "shop", "virtualRouterName": "r", "routeName": "all",
+        "spec": {"httpRoute": {"match": {"prefix": "/"}, "action": {"weightedTargets": [{"virtualNode": node, "weight": 1}]}}}})
+    };
+    let route = cli_input(dir.path(), "4-route.json", route_spec("wbe"));
+    let service = cli_input(
+        dir.path(),
+        "5-service.json",
+        serde_json::json!({"meshName": "shop", "virtualServiceName": "web.shop",
+        "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}}),
+    );
+    let files = vec![dir.path().display().to_string()];
+    let err = apply(&server, &options(files.clone(), &[]))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "create mesh/shop/virtualRouter/r/route/all ({route} input 1 (Route)) was refused: "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("wbe"),
+        "the API's reason names the missing node: {text}"
+    );
+    assert!(
+        text.contains("applied before it: create mesh/shop, create mesh/shop/virtualNode/web, create mesh/shop/virtualRouter/r\n"),
+        "{text}"
+    );
+    assert!(text.contains("not applied: create mesh/shop/virtualRouter/r/route/all, create mesh/shop/virtualService/web.shop"), "{text}");
+    let held: Vec<String> = described(server.api_addr).await.into_keys().collect();
+    assert_eq!(
+        held,
+        [
+            "mesh/shop",
+            "mesh/shop/virtualNode/web",
+            "mesh/shop/virtualRouter/r"
+        ]
+    );
+    let _ = (mesh, node, router, service);
+
+    cli_input(dir.path(), "4-route.json", route_spec("web"));
+    let (outcome, output) = apply(&server, &options(files, &[])).await.unwrap();
+    assert_eq!(
+        (outcome.created, outcome.updated, outcome.unchanged),
+        (2, 0, 3),
+        "{output}"
+    );
+    assert_eq!(described(server.api_addr).await.len(), 5);
+}
+
+#[tokio::test]
+async fn an_apply_may_name_a_mesh_that_meshd_holds_and_kubernetes_needs_a_mesh() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let file = write(
+        dir.path(),
+        "db.yaml",
+        &corpus_text("eks-getting-started/infrastructure/appmesh_templates/appmesh-yelb-db.yaml"),
+    );
+    let err = apply(&server, &options(vec![file.clone()], &[]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "spec.meshRef: is missing and the files hold no Mesh: name the mesh with --mesh"
+        ),
+        "{err}"
+    );
+    let mut with_mesh = options(vec![file], &[]);
+    with_mesh.kubernetes.mesh = Some("yelb".into());
+    let err = apply(&server, &with_mesh).await.unwrap_err().to_string();
+    assert!(
+        err.contains("create mesh/yelb/virtualNode/yelb-db-virtual-node")
+            && err.contains("NotFoundException"),
+        "{err}"
+    );
+    create_mesh(&server, "yelb").await;
+    let (outcome, output) = apply(&server, &with_mesh).await.unwrap();
+    assert_eq!(outcome.created, 2, "{output}");
+    assert!(
+        output.contains("spec.podSelector (the controller's own matching of pods and namespaces)"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn apply_signs_its_requests_for_a_meshd_with_sigv4() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[default]\naws_access_key_id = AKIDAPPLY\naws_secret_access_key = applysecret\n",
+    )
+    .unwrap();
+    let server = common::start_signed_server(credentials).await;
+    let file = write(
+        dir.path(),
+        "mesh.yaml",
+        &corpus_text("howto-grpc/mesh.yaml"),
+    );
+    let endpoint = format!("http://{}", server.api_addr);
+    let unsigned = Client::new(&endpoint, None, common::REGION);
+    let err = meshd::apply::apply(
+        &unsigned,
+        &options(vec![file.clone()], GRPC),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let keys =
+        aws_credential_types::Credentials::new("AKIDAPPLY", "applysecret", None, None, "test");
+    let signed = Client::new(&endpoint, Some(keys), common::REGION);
+    let outcome = meshd::apply::apply(&signed, &options(vec![file], GRPC), &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.created, 6);
 }

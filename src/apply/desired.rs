@@ -135,7 +135,9 @@ impl Draft {
             .map_err(|(path, message)| invalid(path, message))?;
         ignored.extend(pruned.into_iter().map(|path| Ignored {
             origin: self.origin.clone(),
-            what: format!("{path} (not in the resource's definition; the Kubernetes API server drops it)"),
+            what: format!(
+                "{path} (not in the resource's definition; the Kubernetes API server drops it)"
+            ),
         }));
         rules::validate_spec(&spec, "spec")
             .map_err(|e| invalid(e.path.clone(), e.message.clone()))?;
@@ -266,7 +268,10 @@ fn repair(root: &mut Value, segments: &[Segment], message: &str) -> bool {
         let Some((map, unknown, expected)) = unknown_member(root, segments, message) else {
             return false;
         };
-        let Some(expected) = expected.into_iter().find(|name| name.eq_ignore_ascii_case(unknown)) else {
+        let Some(expected) = expected
+            .into_iter()
+            .find(|name| name.eq_ignore_ascii_case(unknown))
+        else {
             return false;
         };
         if map.contains_key(expected) {
@@ -422,16 +427,27 @@ mod tests {
     fn kubernetes_drafts_drop_unknown_members_with_a_note() {
         let mut draft = node_draft(json!({"backendDefaults": {"clientPolicy": {"tls": {
             "enforce": true, "mode": "STRICT", "validation": {"trust": {"file": {"certificateChain": "/c.pem"}}}}}}}));
-        assert!(draft.clone().finish(&mut Vec::new()).is_err(), "refused unless pruning");
+        assert!(
+            draft.clone().finish(&mut Vec::new()).is_err(),
+            "refused unless pruning"
+        );
         draft.prune_unknown = true;
         let mut ignored = Vec::new();
         let desired = draft.finish(&mut ignored).unwrap();
-        let Spec::VirtualNode(spec) = desired.spec else { panic!() };
+        let Spec::VirtualNode(spec) = desired.spec else {
+            panic!()
+        };
         let tls = &serde_json::to_value(&spec).unwrap()["backendDefaults"]["clientPolicy"]["tls"];
         assert_eq!(tls.get("mode"), None);
         assert_eq!(tls["enforce"], json!(true));
         assert_eq!(ignored.len(), 1);
-        assert!(ignored[0].what.starts_with("spec.backendDefaults.clientPolicy.tls.mode"), "{:?}", ignored[0]);
+        assert!(
+            ignored[0]
+                .what
+                .starts_with("spec.backendDefaults.clientPolicy.tls.mode"),
+            "{:?}",
+            ignored[0]
+        );
     }
 
     #[test]
@@ -449,7 +465,13 @@ mod tests {
         assert!(text.contains("${APP_NAMESPACE}"), "{text}");
         let mut draft = node_draft(json!({}));
         draft.mesh = "${MESH_NAME}".into();
-        assert!(draft.finish(&mut Vec::new()).unwrap_err().to_string().contains("meshName"));
+        assert!(
+            draft
+                .finish(&mut Vec::new())
+                .unwrap_err()
+                .to_string()
+                .contains("meshName")
+        );
     }
 
     #[test]
