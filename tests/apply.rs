@@ -896,3 +896,57 @@ async fn apply_signs_its_requests_for_a_meshd_with_sigv4() {
         .unwrap();
     assert_eq!(outcome.created, 6);
 }
+
+/// Sends a walkthrough's resources with boto3, as transcribed in `apply/boto3_walkthroughs.py`.
+async fn send_with_boto3(server: &meshd::server::RunningServer, walkthrough: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apply/boto3_walkthroughs.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", server.api_addr))
+        .arg(walkthrough)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .await
+        .expect("python3 runs (boto3 from PyPI)");
+    assert!(
+        output.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn applied_walkthroughs_equal_the_same_resources_sent_with_boto3() {
+    for walkthrough in [
+        "howto-grpc",
+        "eks-getting-started",
+        "howto-mutual-tls-file-provided-by-acm",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let case = self::walkthrough(walkthrough);
+        let applied = common::start_server().await;
+        if let Some(mesh) = case.existing_mesh {
+            create_mesh(&applied, mesh).await;
+        }
+        let files = stage_files(walkthrough, case.stages[0], case.variables, dir.path());
+        let mut options = options(files, case.parameters);
+        options.kubernetes.mesh = case.mesh_flag.map(String::from);
+        apply(&applied, &options).await.unwrap();
+        let sent = common::start_server().await;
+        send_with_boto3(&sent, walkthrough).await;
+        let (applied, sent) = (
+            specs(&described(applied.api_addr).await),
+            specs(&described(sent.api_addr).await),
+        );
+        assert!(sent.len() >= 5, "{sent:?}");
+        assert_eq!(
+            applied.keys().collect::<Vec<_>>(),
+            sent.keys().collect::<Vec<_>>(),
+            "{walkthrough}"
+        );
+        for (key, value) in &sent {
+            assert_eq!(&applied[key], value, "{walkthrough}: {key}");
+        }
+    }
+}
