@@ -950,3 +950,101 @@ async fn applied_walkthroughs_equal_the_same_resources_sent_with_boto3() {
         }
     }
 }
+
+/// Whether meshd's status shows the proxy's stream with every type it was sent ACKed
+/// and none rejected.
+fn all_acked(status: &Value) -> Result<(), String> {
+    let types = status["types"].as_object().ok_or("no types")?;
+    let mut sent = 0;
+    for (name, state) in types {
+        if let Some(nack) = state.get("nack") {
+            return Err(format!("{name} NACKed: {nack}"));
+        }
+        let version = state["sent_version"].as_str().unwrap_or_default();
+        if !version.is_empty() {
+            sent += 1;
+            if state["acked_version"] != state["sent_version"] {
+                return Err(format!("{name}: sent {version}, acked {}", state["acked_version"]));
+            }
+        }
+    }
+    if sent == 0 {
+        return Err("nothing sent yet".into());
+    }
+    Ok(())
+}
+
+/// Applies `walkthrough` into a meshd serving xDS, starts a real Envoy for every virtual
+/// node and virtual gateway, and waits until each has ACKed its configuration.
+async fn every_proxy_acked(walkthrough: &str) {
+    use common::envoy::{Envoy, Mode, eventually, meshd_proxies};
+    let dir = tempfile::tempdir().unwrap();
+    let case = self::walkthrough(walkthrough);
+    let server = common::start_server_with_xds(Some("127.0.0.1:0".parse().unwrap()), None).await;
+    if let Some(mesh) = case.existing_mesh {
+        create_mesh(&server, mesh).await;
+    }
+    let stage = case.stages[case.stages.len() - 1];
+    let mut options = options(stage_files(walkthrough, stage, case.variables, dir.path()), case.parameters);
+    options.kubernetes.mesh = case.mesh_flag.map(String::from);
+    apply(&server, &options).await.unwrap();
+    let proxies: Vec<String> = described(server.api_addr)
+        .await
+        .into_keys()
+        .filter(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            parts.len() == 4 && (parts[2] == "virtualNode" || parts[2] == "virtualGateway")
+        })
+        .collect();
+    assert!(!proxies.is_empty(), "{walkthrough} has proxies");
+    let xds = server.xds_addr.expect("xDS is served").to_string();
+    let mut envoys = Vec::new();
+    for proxy in &proxies {
+        envoys.push(Envoy::start(&common::arn(proxy), &xds, Mode::Sotw).await);
+    }
+    for proxy in &proxies {
+        eventually(&format!("{walkthrough}: Envoy of {proxy} to ACK"), std::time::Duration::from_secs(30), || async {
+            let statuses = meshd_proxies(server.api_addr).await;
+            let status = statuses.iter().find(|s| s["resource"] == proxy.as_str()).ok_or("no stream")?;
+            all_acked(status)
+        })
+        .await;
+    }
+    drop(envoys);
+}
+
+macro_rules! envoy_acks {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                every_proxy_acked($name).await;
+            }
+        )*
+    };
+}
+
+envoy_acks! {
+    envoy_acks_eks_getting_started => "eks-getting-started",
+    envoy_acks_fargate => "fargate",
+    envoy_acks_howto_alb => "howto-alb",
+    envoy_acks_howto_ecs_basics => "howto-ecs-basics",
+    envoy_acks_howto_grpc => "howto-grpc",
+    envoy_acks_howto_http_headers => "howto-http-headers",
+    envoy_acks_howto_http2 => "howto-http2",
+    envoy_acks_howto_mutual_tls_file_provided_by_acm => "howto-mutual-tls-file-provided-by-acm",
+    envoy_acks_howto_servicediscovery_cloudmap => "howto-servicediscovery-cloudmap",
+    envoy_acks_tls_with_acm => "tls-with-acm",
+    envoy_acks_howto_k8s_alb => "howto-k8s-alb",
+    envoy_acks_howto_k8s_cloudmap => "howto-k8s-cloudmap",
+    envoy_acks_howto_k8s_egress => "howto-k8s-egress",
+    envoy_acks_howto_k8s_grpc => "howto-k8s-grpc",
+    envoy_acks_howto_k8s_http_headers => "howto-k8s-http-headers",
+    envoy_acks_howto_k8s_http2 => "howto-k8s-http2",
+    envoy_acks_howto_k8s_ingress_gateway => "howto-k8s-ingress-gateway",
+    envoy_acks_howto_k8s_mtls_file_based => "howto-k8s-mtls-file-based",
+    envoy_acks_howto_k8s_mtls_sds_based => "howto-k8s-mtls-sds-based",
+    envoy_acks_howto_k8s_multiple_listeners => "howto-k8s-multiple-listeners",
+    envoy_acks_howto_k8s_retry_policy => "howto-k8s-retry-policy",
+    envoy_acks_howto_k8s_tls_acm => "howto-k8s-tls-acm",
+}
