@@ -964,7 +964,10 @@ fn all_acked(status: &Value) -> Result<(), String> {
         if !version.is_empty() {
             sent += 1;
             if state["acked_version"] != state["sent_version"] {
-                return Err(format!("{name}: sent {version}, acked {}", state["acked_version"]));
+                return Err(format!(
+                    "{name}: sent {version}, acked {}",
+                    state["acked_version"]
+                ));
             }
         }
     }
@@ -972,6 +975,46 @@ fn all_acked(status: &Value) -> Result<(), String> {
         return Err("nothing sent yet".into());
     }
     Ok(())
+}
+
+/// The walkthrough's pods get their certificates from secrets mounted at `/certs/`;
+/// here a CA and a certificate signed by it are written into `dir` under the names the
+/// manifest uses, and the manifest's `/certs/` points there.
+fn mount_certificates(files: &[String], dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["howto.svc.cluster.local".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for path in text.split("/certs/").skip(1) {
+            let name: String = path
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            let pem = if name.contains("key") {
+                key.serialize_pem()
+            } else if name.contains("cert_chain") {
+                leaf.pem()
+            } else {
+                ca.pem()
+            };
+            if !name.is_empty() {
+                std::fs::write(dir.join(&name), pem).unwrap();
+            }
+        }
+        std::fs::write(
+            file,
+            text.replace("/certs/", &format!("{}/", dir.display())),
+        )
+        .unwrap();
+    }
 }
 
 /// Applies `walkthrough` into a meshd serving xDS, starts a real Envoy for every virtual
@@ -985,7 +1028,11 @@ async fn every_proxy_acked(walkthrough: &str) {
         create_mesh(&server, mesh).await;
     }
     let stage = case.stages[case.stages.len() - 1];
-    let mut options = options(stage_files(walkthrough, stage, case.variables, dir.path()), case.parameters);
+    let files = stage_files(walkthrough, stage, case.variables, dir.path());
+    if walkthrough == "howto-k8s-mtls-file-based" {
+        mount_certificates(&files, &dir.path().join("certs"));
+    }
+    let mut options = options(files, case.parameters);
     options.kubernetes.mesh = case.mesh_flag.map(String::from);
     apply(&server, &options).await.unwrap();
     let proxies: Vec<String> = described(server.api_addr)
@@ -1003,11 +1050,18 @@ async fn every_proxy_acked(walkthrough: &str) {
         envoys.push(Envoy::start(&common::arn(proxy), &xds, Mode::Sotw).await);
     }
     for proxy in &proxies {
-        eventually(&format!("{walkthrough}: Envoy of {proxy} to ACK"), std::time::Duration::from_secs(30), || async {
-            let statuses = meshd_proxies(server.api_addr).await;
-            let status = statuses.iter().find(|s| s["resource"] == proxy.as_str()).ok_or("no stream")?;
-            all_acked(status)
-        })
+        eventually(
+            &format!("{walkthrough}: Envoy of {proxy} to ACK"),
+            std::time::Duration::from_secs(30),
+            || async {
+                let statuses = meshd_proxies(server.api_addr).await;
+                let status = statuses
+                    .iter()
+                    .find(|s| s["resource"] == proxy.as_str())
+                    .ok_or("no stream")?;
+                all_acked(status)
+            },
+        )
         .await;
     }
     drop(envoys);
