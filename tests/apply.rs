@@ -1102,3 +1102,84 @@ envoy_acks! {
     envoy_acks_howto_k8s_retry_policy => "howto-k8s-retry-policy",
     envoy_acks_howto_k8s_tls_acm => "howto-k8s-tls-acm",
 }
+
+/// Runs the `meshd` binary (`apply` or `export`) against `server` with no AWS setup of
+/// the environment but `env`; standard input from `stdin`.
+async fn meshd_cli(server: &meshd::server::RunningServer, args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshd"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .args(args)
+        .args(["--endpoint-url", &format!("http://{}", server.api_addr)])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("meshd runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_plans_applies_from_stdin_and_exports_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let file = write(dir.path(), "mesh.yaml", &corpus_text("howto-grpc/mesh.yaml"));
+
+    let dry = meshd_cli(&server, &["apply", "-f", &file, "--parameter", "ProjectName=howto-grpc", "--dry-run"], &[], "").await;
+    let printed = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(printed.contains("+ create    mesh/howto-grpc-mesh/virtualNode/color_server"), "{printed}");
+    assert!(printed.contains("6 to create, 0 to update, 0 unchanged, 0 to delete."), "{printed}");
+    assert!(described(server.api_addr).await.is_empty(), "--dry-run changes nothing");
+
+    let missing = meshd_cli(&server, &["apply", "-f", &file, "--dry-run"], &[], "").await;
+    assert!(!missing.status.success(), "a plan that cannot be made exits non-zero");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--parameter ProjectName=VALUE"));
+
+    let text = corpus_text("howto-grpc/mesh.yaml");
+    let applied = meshd_cli(&server, &["apply", "-f", "-", "--stack-name", "grpc", "--parameter", "ProjectName=howto-grpc"], &[], &text).await;
+    let printed = String::from_utf8_lossy(&applied.stdout);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(printed.contains("[6/6] created "), "{printed}");
+    assert_eq!(described(server.api_addr).await.len(), 6);
+
+    let out = dir.path().join("exported.json");
+    let exported = meshd_cli(&server, &["export", "--mesh", "howto-grpc-mesh", "--format", "json", "-o", out.to_str().unwrap()], &[], "").await;
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(exported.stdout.is_empty());
+    let inputs: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(inputs.as_array().unwrap().len(), 6);
+    assert_eq!(inputs[0], serde_json::json!({"meshName": "howto-grpc-mesh", "spec": {"egressFilter": {"type": "DROP_ALL"}}}));
+
+    let unknown = meshd_cli(&server, &["export", "--mesh", "nope", "--format", "kubernetes"], &[], "").await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
+}
+
+#[tokio::test]
+async fn the_cli_signs_with_the_standard_credentials_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&credentials, "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = clisecret\n").unwrap();
+    let server = common::start_signed_server(credentials).await;
+    let file = write(dir.path(), "mesh.yaml", &corpus_text("howto-grpc/mesh.yaml"));
+    let args = ["apply", "-f", &file, "--parameter", "ProjectName=howto-grpc"];
+    let unsigned = meshd_cli(&server, &args, &[], "").await;
+    assert!(!unsigned.status.success());
+    let keys = [("AWS_ACCESS_KEY_ID", "AKIDCLI"), ("AWS_SECRET_ACCESS_KEY", "clisecret"), ("AWS_REGION", common::REGION)];
+    let signed = meshd_cli(&server, &args, &keys, "").await;
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    assert!(String::from_utf8_lossy(&signed.stdout).contains("Applied: 6 created"));
+}
