@@ -22,7 +22,7 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-pub use error::ApplyError;
+pub use error::{ApplyError, Refusal};
 
 use crate::api::Account;
 use client::Client;
@@ -109,14 +109,12 @@ async fn account(
         .list(crate::model::ResourceKind::Mesh, "", "")
         .await?;
     let mut account_id = DEFAULT_ACCOUNT_ID.to_string();
-    if let Some(mesh) = meshes.first() {
-        if let Some(held) =
+    if let Some(mesh) = meshes.first()
+        && let Some(held) =
             state::describe(client, &crate::model::ResourceKey::mesh(mesh.as_str())).await?
-        {
-            if let Some(id) = state::account_of(&held.arn) {
-                account_id = id.to_string();
-            }
-        }
+        && let Some(id) = state::account_of(&held.arn)
+    {
+        account_id = id.to_string();
     }
     Ok(Account { region, account_id })
 }
@@ -132,7 +130,7 @@ pub async fn apply(
     let files = source::read_paths(&options.files)?;
     let account = account(client, &options.parameters).await?;
     let loaded = load(&files, options, &account)?;
-    let plan = plan::make(&client, &loaded.resources, loaded.ignored, options.prune).await?;
+    let plan = plan::make(client, &loaded.resources, loaded.ignored, options.prune).await?;
     let _ = write!(out, "{}", plan.render());
     if options.dry_run {
         let (created, updated, unchanged, deleted) = plan.counts();

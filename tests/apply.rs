@@ -686,13 +686,10 @@ async fn a_broken_file_is_an_error_with_file_and_path_and_nothing_is_applied() {
         "nothing applied, not even the good file"
     );
 
-    let no_parameter = apply(
-        &server,
-        &options(vec![bad.replace("b-broken", "b-broken")], &[]),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let no_parameter = apply(&server, &options(vec![bad.clone()], &[]))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         no_parameter.contains("Properties.MeshName")
             && no_parameter.contains("--parameter ProjectName=VALUE"),
@@ -1105,7 +1102,12 @@ envoy_acks! {
 
 /// Runs the `meshd` binary (`apply` or `export`) against `server` with no AWS setup of
 /// the environment but `env`; standard input from `stdin`.
-async fn meshd_cli(server: &meshd::server::RunningServer, args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+async fn meshd_cli(
+    server: &meshd::server::RunningServer,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> std::process::Output {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshd"));
     for (name, _) in std::env::vars_os() {
@@ -1135,35 +1137,113 @@ async fn meshd_cli(server: &meshd::server::RunningServer, args: &[&str], env: &[
 async fn the_cli_plans_applies_from_stdin_and_exports_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::start_server().await;
-    let file = write(dir.path(), "mesh.yaml", &corpus_text("howto-grpc/mesh.yaml"));
+    let file = write(
+        dir.path(),
+        "mesh.yaml",
+        &corpus_text("howto-grpc/mesh.yaml"),
+    );
 
-    let dry = meshd_cli(&server, &["apply", "-f", &file, "--parameter", "ProjectName=howto-grpc", "--dry-run"], &[], "").await;
+    let dry = meshd_cli(
+        &server,
+        &[
+            "apply",
+            "-f",
+            &file,
+            "--parameter",
+            "ProjectName=howto-grpc",
+            "--dry-run",
+        ],
+        &[],
+        "",
+    )
+    .await;
     let printed = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
-    assert!(printed.contains("+ create    mesh/howto-grpc-mesh/virtualNode/color_server"), "{printed}");
-    assert!(printed.contains("6 to create, 0 to update, 0 unchanged, 0 to delete."), "{printed}");
-    assert!(described(server.api_addr).await.is_empty(), "--dry-run changes nothing");
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        printed.contains("+ create    mesh/howto-grpc-mesh/virtualNode/color_server"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("6 to create, 0 to update, 0 unchanged, 0 to delete."),
+        "{printed}"
+    );
+    assert!(
+        described(server.api_addr).await.is_empty(),
+        "--dry-run changes nothing"
+    );
 
     let missing = meshd_cli(&server, &["apply", "-f", &file, "--dry-run"], &[], "").await;
-    assert!(!missing.status.success(), "a plan that cannot be made exits non-zero");
+    assert!(
+        !missing.status.success(),
+        "a plan that cannot be made exits non-zero"
+    );
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--parameter ProjectName=VALUE"));
 
     let text = corpus_text("howto-grpc/mesh.yaml");
-    let applied = meshd_cli(&server, &["apply", "-f", "-", "--stack-name", "grpc", "--parameter", "ProjectName=howto-grpc"], &[], &text).await;
+    let applied = meshd_cli(
+        &server,
+        &[
+            "apply",
+            "-f",
+            "-",
+            "--stack-name",
+            "grpc",
+            "--parameter",
+            "ProjectName=howto-grpc",
+        ],
+        &[],
+        &text,
+    )
+    .await;
     let printed = String::from_utf8_lossy(&applied.stdout);
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
     assert!(printed.contains("[6/6] created "), "{printed}");
     assert_eq!(described(server.api_addr).await.len(), 6);
 
     let out = dir.path().join("exported.json");
-    let exported = meshd_cli(&server, &["export", "--mesh", "howto-grpc-mesh", "--format", "json", "-o", out.to_str().unwrap()], &[], "").await;
-    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let exported = meshd_cli(
+        &server,
+        &[
+            "export",
+            "--mesh",
+            "howto-grpc-mesh",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     assert!(exported.stdout.is_empty());
     let inputs: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(inputs.as_array().unwrap().len(), 6);
-    assert_eq!(inputs[0], serde_json::json!({"meshName": "howto-grpc-mesh", "spec": {"egressFilter": {"type": "DROP_ALL"}}}));
+    assert_eq!(
+        inputs[0],
+        serde_json::json!({"meshName": "howto-grpc-mesh", "spec": {"egressFilter": {"type": "DROP_ALL"}}})
+    );
 
-    let unknown = meshd_cli(&server, &["export", "--mesh", "nope", "--format", "kubernetes"], &[], "").await;
+    let unknown = meshd_cli(
+        &server,
+        &["export", "--mesh", "nope", "--format", "kubernetes"],
+        &[],
+        "",
+    )
+    .await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
 }
@@ -1172,14 +1252,36 @@ async fn the_cli_plans_applies_from_stdin_and_exports_to_a_file() {
 async fn the_cli_signs_with_the_standard_credentials_chain() {
     let dir = tempfile::tempdir().unwrap();
     let credentials = dir.path().join("credentials");
-    std::fs::write(&credentials, "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = clisecret\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = clisecret\n",
+    )
+    .unwrap();
     let server = common::start_signed_server(credentials).await;
-    let file = write(dir.path(), "mesh.yaml", &corpus_text("howto-grpc/mesh.yaml"));
-    let args = ["apply", "-f", &file, "--parameter", "ProjectName=howto-grpc"];
+    let file = write(
+        dir.path(),
+        "mesh.yaml",
+        &corpus_text("howto-grpc/mesh.yaml"),
+    );
+    let args = [
+        "apply",
+        "-f",
+        &file,
+        "--parameter",
+        "ProjectName=howto-grpc",
+    ];
     let unsigned = meshd_cli(&server, &args, &[], "").await;
     assert!(!unsigned.status.success());
-    let keys = [("AWS_ACCESS_KEY_ID", "AKIDCLI"), ("AWS_SECRET_ACCESS_KEY", "clisecret"), ("AWS_REGION", common::REGION)];
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIDCLI"),
+        ("AWS_SECRET_ACCESS_KEY", "clisecret"),
+        ("AWS_REGION", common::REGION),
+    ];
     let signed = meshd_cli(&server, &args, &keys, "").await;
-    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
     assert!(String::from_utf8_lossy(&signed.stdout).contains("Applied: 6 created"));
 }

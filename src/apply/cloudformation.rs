@@ -54,17 +54,16 @@ pub fn read(
             });
             continue;
         };
-        if let Some(Value::String(condition)) = resource.get("Condition") {
-            if !evaluator
+        if let Some(Value::String(condition)) = resource.get("Condition")
+            && !evaluator
                 .condition(condition, "Condition")
                 .map_err(invalid)?
-            {
-                ignored.push(Ignored {
-                    origin,
-                    what: format!("{type_name} (its condition {condition} is false)"),
-                });
-                continue;
-            }
+        {
+            ignored.push(Ignored {
+                origin,
+                what: format!("{type_name} (its condition {condition} is false)"),
+            });
+            continue;
         }
         let key = evaluator
             .appmesh_key(logical_id, &format!("Resources.{logical_id}"))

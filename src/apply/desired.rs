@@ -224,11 +224,11 @@ fn typed<T: DeserializeOwned>(
                 if repair(&mut value, &segments, &message) {
                     continue;
                 }
-                if let Some(pruned) = pruned.as_deref_mut() {
-                    if let Some(member) = prune(&mut value, &segments, &message) {
-                        pruned.push(format!("{}.{member}", spec_path(err.path())));
-                        continue;
-                    }
+                if let Some(pruned) = pruned.as_deref_mut()
+                    && let Some(member) = prune(&mut value, &segments, &message)
+                {
+                    pruned.push(format!("{}.{member}", spec_path(err.path())));
+                    continue;
                 }
                 return Err((spec_path(err.path()), message));
             }

@@ -45,25 +45,8 @@ pub enum ApplyError {
     #[error("{0}")]
     Api(#[from] super::client::ClientError),
     /// The API refused a change: the apply stopped there.
-    #[error(
-        "{action} {key} ({origin}) was refused: {error}\n  applied before it: {applied}\n  not applied: {not_applied}",
-        applied = list_or_none(.applied),
-        not_applied = list_or_none(.not_applied)
-    )]
-    Refused {
-        /// "create", "update" or "delete".
-        action: &'static str,
-        /// The resource.
-        key: String,
-        /// Where it is defined (or "meshd" for a delete).
-        origin: Origin,
-        /// The API's answer.
-        error: super::client::ClientError,
-        /// The changes made before it, in order.
-        applied: Vec<String>,
-        /// The changes not made (this one and those after it).
-        not_applied: Vec<String>,
-    },
+    #[error("{0}")]
+    Refused(Box<Refusal>),
     /// Writing the export failed.
     #[error("{file}: {source}")]
     Write {
@@ -72,6 +55,28 @@ pub enum ApplyError {
         /// The reason.
         source: std::io::Error,
     },
+}
+
+/// A change the API refused, and where the apply stopped.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{action} {key} ({origin}) was refused: {error}\n  applied before it: {applied}\n  not applied: {not_applied}",
+    applied = list_or_none(.applied),
+    not_applied = list_or_none(.not_applied)
+)]
+pub struct Refusal {
+    /// "create", "update" or "delete".
+    pub action: &'static str,
+    /// The resource.
+    pub key: String,
+    /// Where it is defined (or "meshd" for a delete).
+    pub origin: Origin,
+    /// The API's answer.
+    pub error: super::client::ClientError,
+    /// The changes made before it, in order.
+    pub applied: Vec<String>,
+    /// The changes not made (this one and those after it).
+    pub not_applied: Vec<String>,
 }
 
 fn list_or_none(items: &[String]) -> String {

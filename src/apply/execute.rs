@@ -6,6 +6,7 @@ use std::io::Write;
 use super::ApplyError;
 use super::client::Client;
 use super::desired::Origin;
+use super::error::Refusal;
 use super::plan::{Action, Plan, Step};
 use super::state::spec_value;
 
@@ -66,7 +67,7 @@ pub async fn execute(
                 Action::Update(_) => "update",
                 _ => "delete",
             };
-            return Err(ApplyError::Refused {
+            return Err(ApplyError::Refused(Box::new(Refusal {
                 action,
                 key: step.key.to_string(),
                 origin: step.desired.as_ref().map_or_else(
@@ -79,7 +80,7 @@ pub async fn execute(
                 error,
                 applied,
                 not_applied: changes[done..].iter().map(|s| describe(s)).collect(),
-            });
+            })));
         }
         match step.action {
             Action::Create => outcome.created += 1,

@@ -211,11 +211,11 @@ fn to_arn(
     mesh: &str,
     account: &Account,
 ) {
-    if let Some(Value::Object(holder)) = holder {
-        if let Some(Value::String(name)) = holder.remove(name_member) {
-            let arn = account.arn(&ResourceKey::in_mesh(kind, mesh, name));
-            holder.insert(arn_member.into(), Value::String(arn));
-        }
+    if let Some(Value::Object(holder)) = holder
+        && let Some(Value::String(name)) = holder.remove(name_member)
+    {
+        let arn = account.arn(&ResourceKey::in_mesh(kind, mesh, name));
+        holder.insert(arn_member.into(), Value::String(arn));
     }
 }
 

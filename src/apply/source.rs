@@ -105,10 +105,10 @@ pub fn documents(file: &str, text: &str) -> Result<Vec<Value>, ApplyError> {
         file: file.to_string(),
         message,
     };
-    if text.trim_start().starts_with(['{', '[']) {
-        if let Ok(value) = serde_json::from_str::<Value>(text) {
-            return Ok(vec![value]);
-        }
+    if text.trim_start().starts_with(['{', '['])
+        && let Ok(value) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(vec![value]);
     }
     let mut out = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(text) {

@@ -305,42 +305,42 @@ impl<'t> Evaluator<'t> {
 
     /// Evaluates a condition expression.
     fn boolean(&self, value: &Value, path: &str) -> Result<bool, EvalError> {
-        if let Value::Object(map) = value {
-            if map.len() == 1 {
-                let (name, argument) = map.iter().next().expect("one member");
-                match name.as_str() {
-                    "Condition" => {
-                        let Value::String(condition) = argument else {
-                            return fail(path, "Condition names a condition");
-                        };
-                        return self.condition(condition, path);
-                    }
-                    "Fn::Equals" => {
-                        let items = self.arguments(argument, path, 2)?;
-                        let left = self.value(&items[0], path)?;
-                        let right = self.value(&items[1], path)?;
-                        return Ok(scalar_text(&left) == scalar_text(&right));
-                    }
-                    "Fn::And" | "Fn::Or" => {
-                        let Value::Array(items) = argument else {
-                            return fail(path, format!("{name} takes a list of conditions"));
-                        };
-                        let mut values = Vec::with_capacity(items.len());
-                        for item in items {
-                            values.push(self.boolean(item, path)?);
-                        }
-                        return Ok(if name == "Fn::And" {
-                            values.iter().all(|b| *b)
-                        } else {
-                            values.iter().any(|b| *b)
-                        });
-                    }
-                    "Fn::Not" => {
-                        let items = self.arguments(argument, path, 1)?;
-                        return Ok(!self.boolean(&items[0], path)?);
-                    }
-                    _ => {}
+        if let Value::Object(map) = value
+            && map.len() == 1
+        {
+            let (name, argument) = map.iter().next().expect("one member");
+            match name.as_str() {
+                "Condition" => {
+                    let Value::String(condition) = argument else {
+                        return fail(path, "Condition names a condition");
+                    };
+                    return self.condition(condition, path);
                 }
+                "Fn::Equals" => {
+                    let items = self.arguments(argument, path, 2)?;
+                    let left = self.value(&items[0], path)?;
+                    let right = self.value(&items[1], path)?;
+                    return Ok(scalar_text(&left) == scalar_text(&right));
+                }
+                "Fn::And" | "Fn::Or" => {
+                    let Value::Array(items) = argument else {
+                        return fail(path, format!("{name} takes a list of conditions"));
+                    };
+                    let mut values = Vec::with_capacity(items.len());
+                    for item in items {
+                        values.push(self.boolean(item, path)?);
+                    }
+                    return Ok(if name == "Fn::And" {
+                        values.iter().all(|b| *b)
+                    } else {
+                        values.iter().any(|b| *b)
+                    });
+                }
+                "Fn::Not" => {
+                    let items = self.arguments(argument, path, 1)?;
+                    return Ok(!self.boolean(&items[0], path)?);
+                }
+                _ => {}
             }
         }
         match self.value(value, path)? {
@@ -429,10 +429,10 @@ impl<'t> Evaluator<'t> {
         if let Some(declaration) = self.parameters.get(name) {
             return self.parameter(name, declaration, path).map(Some);
         }
-        if let Some(resource) = self.resources.get(name) {
-            if self.appmesh_resource(resource).is_some() {
-                return self.get_att(name, "Arn", path).map(Some);
-            }
+        if let Some(resource) = self.resources.get(name)
+            && self.appmesh_resource(resource).is_some()
+        {
+            return self.get_att(name, "Arn", path).map(Some);
         }
         match self.env.overrides.get(name) {
             Some(value) => Ok(Some(Value::String(value.clone()))),
@@ -464,17 +464,17 @@ impl<'t> Evaluator<'t> {
                 );
             }
         };
-        if let Some(Value::Array(allowed)) = declaration.get("AllowedValues") {
-            if !allowed.iter().any(|a| scalar_text(a) == text) {
-                let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
-                return fail(
-                    path,
-                    format!(
-                        "the parameter {name} is {text:?}, not one of its AllowedValues {}",
-                        allowed.join(", ")
-                    ),
-                );
-            }
+        if let Some(Value::Array(allowed)) = declaration.get("AllowedValues")
+            && !allowed.iter().any(|a| scalar_text(a) == text)
+        {
+            let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
+            return fail(
+                path,
+                format!(
+                    "the parameter {name} is {text:?}, not one of its AllowedValues {}",
+                    allowed.join(", ")
+                ),
+            );
         }
         let kind = declaration
             .get("Type")
