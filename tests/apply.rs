@@ -860,21 +860,27 @@ async fn an_apply_may_name_a_mesh_that_meshd_holds_and_kubernetes_needs_a_mesh()
     );
 }
 
+/// A meshd that wants requests signed with `key`/`secret`, and howto-grpc's template in `dir`.
+async fn signed_server(
+    dir: &Path,
+    key: &str,
+    secret: &str,
+) -> (meshd::server::RunningServer, String) {
+    let credentials = dir.join("credentials");
+    let profile =
+        format!("[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n");
+    std::fs::write(&credentials, profile).unwrap();
+    let server = common::start_signed_server(credentials).await;
+    (
+        server,
+        write(dir, "mesh.yaml", &corpus_text("howto-grpc/mesh.yaml")),
+    )
+}
+
 #[tokio::test]
 async fn apply_signs_its_requests_for_a_meshd_with_sigv4() {
     let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("credentials");
-    std::fs::write(
-        &credentials,
-        "[default]\naws_access_key_id = AKIDAPPLY\naws_secret_access_key = applysecret\n",
-    )
-    .unwrap();
-    let server = common::start_signed_server(credentials).await;
-    let file = write(
-        dir.path(),
-        "mesh.yaml",
-        &corpus_text("howto-grpc/mesh.yaml"),
-    );
+    let (server, file) = signed_server(dir.path(), "AKIDAPPLY", "applysecret").await;
     let endpoint = format!("http://{}", server.api_addr);
     let unsigned = Client::new(&endpoint, None, common::REGION);
     let err = meshd::apply::apply(
@@ -1251,18 +1257,7 @@ async fn the_cli_plans_applies_from_stdin_and_exports_to_a_file() {
 #[tokio::test]
 async fn the_cli_signs_with_the_standard_credentials_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("credentials");
-    std::fs::write(
-        &credentials,
-        "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = clisecret\n",
-    )
-    .unwrap();
-    let server = common::start_signed_server(credentials).await;
-    let file = write(
-        dir.path(),
-        "mesh.yaml",
-        &corpus_text("howto-grpc/mesh.yaml"),
-    );
+    let (server, file) = signed_server(dir.path(), "AKIDCLI", "clisecret").await;
     let args = [
         "apply",
         "-f",

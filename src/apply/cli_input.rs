@@ -17,17 +17,10 @@ pub fn is_input(document: &Value) -> bool {
 /// The kind an input creates: the most specific name member decides (a route carries
 /// `meshName`, `virtualRouterName` and `routeName`).
 fn kind_of(input: &Value) -> ResourceKind {
-    [
-        ResourceKind::Route,
-        ResourceKind::GatewayRoute,
-        ResourceKind::VirtualNode,
-        ResourceKind::VirtualRouter,
-        ResourceKind::VirtualService,
-        ResourceKind::VirtualGateway,
-    ]
-    .into_iter()
-    .find(|kind| input.get(kind.name_field()).is_some())
-    .unwrap_or(ResourceKind::Mesh)
+    input
+        .as_object()
+        .and_then(crate::definition::kind_of)
+        .unwrap_or(ResourceKind::Mesh)
 }
 
 /// The resource one CLI input object (the `index`-th of `file`, from 1) creates or updates.

@@ -173,16 +173,26 @@ pub fn api_name(name: &str) -> String {
         .collect()
 }
 
-fn api_names(value: Value) -> Value {
+/// `value` with every member of every object renamed by `rename`.
+pub fn rename_members(value: Value, rename: &dyn Fn(&str) -> String) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(k, v)| (api_name(&k), api_names(v)))
+                .map(|(k, v)| (rename(&k), rename_members(v, rename)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.into_iter().map(api_names).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| rename_members(item, rename))
+                .collect(),
+        ),
         scalar => scalar,
     }
+}
+
+fn api_names(value: Value) -> Value {
+    rename_members(value, &api_name)
 }
 
 /// The API's member name as CloudFormation spells it (`awsCloudMap` → `AWSCloudMap`).

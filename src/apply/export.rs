@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::ApplyError;
 use super::client::{Client, ClientError};
-use super::cloudformation::cloudformation_name;
 use super::cloudformation::intrinsics::name_property;
+use super::cloudformation::{cloudformation_name, rename_members};
 use super::state::{self, Actual, spec_value};
 use crate::api::Account;
 use crate::model::{ResourceKey, ResourceKind};
@@ -109,15 +109,7 @@ impl Identifiers {
 }
 
 fn cloudformation_names(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (cloudformation_name(&k), cloudformation_names(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(cloudformation_names).collect()),
-        scalar => scalar,
-    }
+    rename_members(value, &cloudformation_name)
 }
 
 fn template(resources: &[Actual]) -> Value {
@@ -184,22 +176,11 @@ fn object_name(name: &str) -> String {
 
 /// The controller's spelling of the few members it names differently from the API.
 fn controller_names(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let k = match k.as_str() {
-                        "certificateArn" => "certificateARN".to_string(),
-                        "certificateAuthorityArns" => "certificateAuthorityARNs".to_string(),
-                        _ => k,
-                    };
-                    (k, controller_names(v))
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(controller_names).collect()),
-        scalar => scalar,
-    }
+    rename_members(value, &|member| match member {
+        "certificateArn" => "certificateARN".to_string(),
+        "certificateAuthorityArns" => "certificateAuthorityARNs".to_string(),
+        other => other.to_string(),
+    })
 }
 
 /// Replaces `{<name_member>: name}` in `holder` with `{<arn_member>: ARN}`.

@@ -537,26 +537,15 @@ mod tests {
 
     #[test]
     fn the_controllers_default_names() {
-        assert_eq!(
-            default_aws_name(ResourceKind::VirtualNode, "front", "shop"),
-            "front_shop"
-        );
-        assert_eq!(
-            default_aws_name(ResourceKind::VirtualRouter, "r", "shop"),
-            "r_shop"
-        );
-        assert_eq!(
-            default_aws_name(ResourceKind::VirtualGateway, "gw", "shop"),
-            "gw_shop"
-        );
-        assert_eq!(
-            default_aws_name(ResourceKind::GatewayRoute, "gr", "shop"),
-            "gr_shop"
-        );
-        assert_eq!(
-            default_aws_name(ResourceKind::VirtualService, "color", "shop"),
-            "color.shop"
-        );
+        for (kind, name, expected) in [
+            (ResourceKind::VirtualNode, "front", "front_shop"),
+            (ResourceKind::VirtualRouter, "r", "r_shop"),
+            (ResourceKind::VirtualGateway, "gw", "gw_shop"),
+            (ResourceKind::GatewayRoute, "gr", "gr_shop"),
+            (ResourceKind::VirtualService, "color", "color.shop"),
+        ] {
+            assert_eq!(default_aws_name(kind, name, "shop"), expected, "{kind:?}");
+        }
         assert_eq!(default_aws_name(ResourceKind::Mesh, "m", ""), "m");
     }
 
