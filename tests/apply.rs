@@ -790,7 +790,7 @@ async fn at_the_first_refused_call_it_stops_and_a_second_run_completes_the_rest(
     let text = err.to_string();
     assert!(
         text.starts_with(&format!(
-            "create mesh/shop/virtualRouter/r/route/all ({route} input 1 (Route)) was refused: "
+            "create mesh/shop/virtualRouter/r/route/all ({route} input 1 (Route), spec.httpRoute.action.weightedTargets[0].virtualNode) was refused: "
         )),
         "{text}"
     );

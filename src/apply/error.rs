@@ -60,7 +60,8 @@ pub enum ApplyError {
 /// A change the API refused, and where the apply stopped.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{action} {key} ({origin}) was refused: {error}\n  applied before it: {applied}\n  not applied: {not_applied}",
+    "{action} {key} ({origin}{at}) was refused: {error}\n  applied before it: {applied}\n  not applied: {not_applied}",
+    at = path.as_ref().map(|p| format!(", {p}")).unwrap_or_default(),
     applied = list_or_none(.applied),
     not_applied = list_or_none(.not_applied)
 )]
@@ -71,6 +72,9 @@ pub struct Refusal {
     pub key: String,
     /// Where it is defined (or "meshd" for a delete).
     pub origin: Origin,
+    /// The property the API's answer names (the member holding a name the API reports
+    /// missing), if one does.
+    pub path: Option<String>,
     /// The API's answer.
     pub error: super::client::ClientError,
     /// The changes made before it, in order.

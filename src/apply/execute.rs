@@ -33,6 +33,45 @@ fn describe(step: &Step) -> String {
     format!("{word} {}", step.key)
 }
 
+/// The path of the string in `value` that the API's `message` names (the longest such,
+/// as a whole word), e.g. the route target the API reports missing.
+fn culprit(value: &serde_json::Value, path: &str, message: &str) -> Option<String> {
+    let mut found: Vec<(usize, String)> = Vec::new();
+    collect(value, path, message, &mut found);
+    found.sort_by_key(|(length, _)| std::cmp::Reverse(*length));
+    found.into_iter().next().map(|(_, path)| path)
+}
+
+fn collect(value: &serde_json::Value, path: &str, message: &str, found: &mut Vec<(usize, String)>) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if !text.is_empty() => {
+            let bounded = message.match_indices(text.as_str()).any(|(start, _)| {
+                let before = message[..start].chars().next_back();
+                let after = message[start + text.len()..].chars().next();
+                let edge = |c: Option<char>| {
+                    c.is_none_or(|c| c.is_whitespace() || "\"'`,:;()".contains(c))
+                };
+                edge(before) && edge(after)
+            });
+            if bounded {
+                found.push((text.len(), path.to_string()));
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect(item, &format!("{path}[{index}]"), message, found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                collect(item, &format!("{path}.{key}"), message, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Makes the plan's changes, writing a line per resource to `progress`.
 pub async fn execute(
     client: &Client,
@@ -77,6 +116,10 @@ pub async fn execute(
                     },
                     |d| d.origin.clone(),
                 ),
+                path: step
+                    .desired
+                    .as_ref()
+                    .and_then(|d| culprit(&spec_value(&d.spec), "spec", &error.to_string())),
                 error,
                 applied,
                 not_applied: changes[done..].iter().map(|s| describe(s)).collect(),
@@ -96,4 +139,26 @@ pub async fn execute(
         applied.push(describe(step));
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_property_an_api_refusal_names() {
+        let spec = json!({"httpRoute": {"match": {"prefix": "/"},
+            "action": {"weightedTargets": [{"virtualNode": "web-v1", "weight": 1}, {"virtualNode": "web", "weight": 1}]}}});
+        assert_eq!(
+            culprit(
+                &spec,
+                "spec",
+                "404 NotFoundException: VirtualNode with name web is not present under mesh shop"
+            )
+            .as_deref(),
+            Some("spec.httpRoute.action.weightedTargets[1].virtualNode")
+        );
+        assert_eq!(culprit(&spec, "spec", "409 ConflictException: busy"), None);
+    }
 }
