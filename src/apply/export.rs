@@ -12,7 +12,7 @@ use super::cloudformation::intrinsics::name_property;
 use super::cloudformation::{cloudformation_name, rename_members};
 use super::state::{self, Actual, spec_value};
 use crate::api::Account;
-use crate::model::{ResourceKey, ResourceKind};
+use crate::model::{ResourceKey, ResourceKind, Spec, rules};
 
 /// The formats `meshd export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +83,11 @@ fn cli_input(actual: &Actual) -> Value {
     Value::Object(input)
 }
 
-/// Unique identifiers from names: `Prefix` + the name's letters and digits.
+/// Identifiers made unique by a number.
 struct Identifiers(BTreeSet<String>);
 
 impl Identifiers {
+    /// A CloudFormation logical id: `Prefix` + the name's letters and digits.
     fn make(&mut self, prefix: &str, name: &str) -> String {
         let mut base: String = prefix.to_string();
         let mut upper = true;
@@ -98,6 +99,11 @@ impl Identifiers {
                 upper = true;
             }
         }
+        self.unique(base)
+    }
+
+    /// `base`, or `base` and a number if it is taken.
+    fn unique(&mut self, base: String) -> String {
         let mut id = base.clone();
         let mut n = 2;
         while !self.0.insert(id.clone()) {
@@ -151,11 +157,54 @@ fn template(resources: &[Actual]) -> Value {
         );
         logical.push((key.clone(), id));
     }
+    // CloudFormation creates what a spec names first only when told (`DependsOn`).
+    for actual in resources {
+        let id = &logical
+            .iter()
+            .find(|(k, _)| *k == actual.key)
+            .expect("every resource has an id")
+            .1;
+        let depends: Vec<Value> = named(&actual.key, &actual.spec)
+            .iter()
+            .filter_map(|target| logical.iter().find(|(k, _)| k == target))
+            .map(|(_, id)| json!(id))
+            .collect();
+        if !depends.is_empty() {
+            out[id.as_str()]["DependsOn"] = Value::Array(depends);
+        }
+    }
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "App Mesh resources exported by meshd export",
         "Resources": out
     })
+}
+
+/// The resources `spec` names that must exist before it: a route's target nodes, a
+/// service's provider, a gateway route's target service.
+fn named(key: &ResourceKey, spec: &Spec) -> Vec<ResourceKey> {
+    let in_mesh = |kind, name: &str| ResourceKey::in_mesh(kind, key.mesh.clone(), name);
+    match spec {
+        Spec::Route(route) => rules::route_targets(route)
+            .into_iter()
+            .map(|node| in_mesh(ResourceKind::VirtualNode, node))
+            .collect(),
+        Spec::GatewayRoute(route) => rules::gateway_route_target(route)
+            .map(|service| in_mesh(ResourceKind::VirtualService, service))
+            .into_iter()
+            .collect(),
+        Spec::VirtualService(service) => {
+            let provider = service.provider.as_ref();
+            let node = provider
+                .and_then(|p| p.virtual_node.as_ref())
+                .map(|n| in_mesh(ResourceKind::VirtualNode, &n.virtual_node_name));
+            let router = provider
+                .and_then(|p| p.virtual_router.as_ref())
+                .map(|r| in_mesh(ResourceKind::VirtualRouter, &r.virtual_router_name));
+            node.into_iter().chain(router).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A Kubernetes object name (DNS-1123) for an App Mesh name; `awsName` keeps the real one.
@@ -202,8 +251,13 @@ fn to_arn(
 
 fn manifests(resources: &[Actual], namespace: &str, account: &Account) -> Vec<Value> {
     let mut names = Identifiers(BTreeSet::new());
-    let mut k8s_name =
-        |key: &ResourceKey| names.make("", &format!("{}.{}", key.kind.arn_segment(), key.name));
+    let mut k8s_name = |key: &ResourceKey| {
+        names.unique(object_name(&format!(
+            "{}-{}",
+            key.kind.arn_segment(),
+            key.name
+        )))
+    };
     let mut gateways: Vec<(String, String)> = Vec::new();
     let mut routers: Vec<(String, usize)> = Vec::new();
     let mut documents: Vec<Value> = Vec::new();
@@ -319,4 +373,90 @@ fn manifests(resources: &[Actual], namespace: &str, account: &Account) -> Vec<Va
         }));
     }
     documents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn actual(key: ResourceKey, kind: ResourceKind, spec: Value) -> Actual {
+        Actual {
+            key,
+            spec: crate::apply::desired::typed_spec(kind, spec, None).unwrap(),
+            arn: String::new(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_template_refers_to_its_mesh_and_parents_and_depends_on_what_specs_name() {
+        let resources = vec![
+            actual(ResourceKey::mesh("m"), ResourceKind::Mesh, json!({})),
+            actual(
+                ResourceKey::in_mesh(ResourceKind::VirtualNode, "m", "web-1"),
+                ResourceKind::VirtualNode,
+                json!({"serviceDiscovery": {"awsCloudMap": {"namespaceName": "n", "serviceName": "s"}}}),
+            ),
+            actual(
+                ResourceKey::in_mesh(ResourceKind::VirtualRouter, "m", "r"),
+                ResourceKind::VirtualRouter,
+                json!({"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}),
+            ),
+            actual(
+                ResourceKey::child(ResourceKind::Route, "m", "r", "all"),
+                ResourceKind::Route,
+                json!({"httpRoute": {"match": {"prefix": "/"}, "action": {"weightedTargets": [{"virtualNode": "web-1", "weight": 1}]}}}),
+            ),
+        ];
+        let template = template(&resources);
+        let route = &template["Resources"]["RouteRAll"];
+        assert_eq!(route["Type"], "AWS::AppMesh::Route");
+        assert_eq!(
+            route["Properties"]["MeshName"],
+            json!({"Fn::GetAtt": ["MeshM", "MeshName"]})
+        );
+        assert_eq!(
+            route["Properties"]["VirtualRouterName"],
+            json!({"Fn::GetAtt": ["VirtualRouterR", "VirtualRouterName"]})
+        );
+        assert_eq!(route["DependsOn"], json!(["VirtualNodeWeb1"]));
+        let node = &template["Resources"]["VirtualNodeWeb1"]["Properties"]["Spec"];
+        assert_eq!(
+            node["ServiceDiscovery"]["AWSCloudMap"]["NamespaceName"],
+            "n"
+        );
+    }
+
+    #[test]
+    fn kubernetes_objects_keep_the_app_mesh_names_and_refer_by_arn() {
+        let account = Account {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+        };
+        let resources = vec![
+            actual(ResourceKey::mesh("m"), ResourceKind::Mesh, json!({})),
+            actual(
+                ResourceKey::in_mesh(ResourceKind::VirtualNode, "m", "Web_1"),
+                ResourceKind::VirtualNode,
+                json!({}),
+            ),
+            actual(
+                ResourceKey::in_mesh(ResourceKind::VirtualService, "m", "web.local"),
+                ResourceKind::VirtualService,
+                json!({"provider": {"virtualNode": {"virtualNodeName": "Web_1"}}}),
+            ),
+        ];
+        let objects = manifests(&resources, "prod", &account);
+        assert_eq!(
+            objects[1]["metadata"],
+            json!({"name": "virtualnode-web-1", "namespace": "prod"})
+        );
+        assert_eq!(objects[1]["spec"]["awsName"], "Web_1");
+        assert_eq!(objects[1]["spec"]["meshRef"], json!({"name": "m"}));
+        assert_eq!(
+            objects[2]["spec"]["provider"],
+            json!({"virtualNode": {"virtualNodeARN": "arn:aws:appmesh:us-east-1:111122223333:mesh/m/virtualNode/Web_1"}})
+        );
+    }
 }

@@ -177,3 +177,72 @@ impl Plan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinds_are_ordered_so_that_what_a_spec_names_comes_first() {
+        let mut kinds = ResourceKind::ALL.to_vec();
+        kinds.sort_by_key(|k| rank(*k));
+        assert_eq!(kinds[0], ResourceKind::Mesh);
+        assert!(rank(ResourceKind::VirtualNode) < rank(ResourceKind::Route));
+        assert!(rank(ResourceKind::VirtualRouter) < rank(ResourceKind::Route));
+        assert!(rank(ResourceKind::Route) < rank(ResourceKind::VirtualService));
+        assert!(rank(ResourceKind::VirtualService) < rank(ResourceKind::GatewayRoute));
+        assert!(rank(ResourceKind::VirtualGateway) < rank(ResourceKind::GatewayRoute));
+    }
+
+    #[test]
+    fn a_diff_shows_the_changed_lines_with_context() {
+        let old = json!({"a": 1, "b": {"c": [1, 2], "d": "x"}, "e": true});
+        let new = json!({"a": 1, "b": {"c": [1, 3], "d": "x"}, "e": true});
+        let diff = spec_diff(&old, &new);
+        assert!(
+            diff.contains("      -       2\n") && diff.contains("      +       3\n"),
+            "{diff}"
+        );
+        assert!(
+            !diff.contains("\"a\""),
+            "lines far from the change are left out:\n{diff}"
+        );
+        assert_eq!(spec_diff(&old, &old), "");
+    }
+
+    #[test]
+    fn a_plan_renders_a_line_per_resource_and_the_totals() {
+        let plan = Plan {
+            steps: vec![
+                Step {
+                    key: ResourceKey::mesh("m"),
+                    action: Action::Unchanged,
+                    desired: None,
+                },
+                Step {
+                    key: ResourceKey::in_mesh(ResourceKind::VirtualNode, "m", "n"),
+                    action: Action::Update("      - x\n".into()),
+                    desired: None,
+                },
+                Step {
+                    key: ResourceKey::in_mesh(ResourceKind::VirtualRouter, "m", "r"),
+                    action: Action::Delete,
+                    desired: None,
+                },
+            ],
+            ignored: vec![Ignored {
+                origin: super::super::desired::Origin {
+                    file: "t.yaml".into(),
+                    place: "Resources.Vpc".into(),
+                },
+                what: "AWS::EC2::VPC".into(),
+            }],
+        };
+        assert_eq!(
+            plan.render(),
+            "Plan:\n  = unchanged mesh/m\n  ~ update    mesh/m/virtualNode/n\n      - x\n  - delete    mesh/m/virtualRouter/r\n\
+             Ignored:\n    t.yaml Resources.Vpc: AWS::EC2::VPC\n0 to create, 1 to update, 1 unchanged, 1 to delete.\n"
+        );
+    }
+}
