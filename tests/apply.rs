@@ -847,10 +847,10 @@ async fn an_apply_may_name_a_mesh_that_meshd_holds_and_kubernetes_needs_a_mesh()
     with_mesh.kubernetes.mesh = Some("yelb".into());
     let err = apply(&server, &with_mesh).await.unwrap_err().to_string();
     assert!(
-        err.contains("create mesh/yelb/virtualNode/yelb-db-virtual-node")
-            && err.contains("NotFoundException"),
+        err.ends_with("/db.yaml VirtualNode yelb/yelb-db (document 1): meshName: mesh \"yelb\" is neither in the files nor in meshd"),
         "{err}"
     );
+    assert!(described(server.api_addr).await.is_empty());
     create_mesh(&server, "yelb").await;
     let (outcome, output) = apply(&server, &with_mesh).await.unwrap();
     assert_eq!(outcome.created, 2, "{output}");
@@ -1279,4 +1279,20 @@ async fn the_cli_signs_with_the_standard_credentials_chain() {
         String::from_utf8_lossy(&signed.stderr)
     );
     assert!(String::from_utf8_lossy(&signed.stdout).contains("Applied: 6 created"));
+}
+
+#[tokio::test]
+async fn tags_are_set_when_a_resource_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_server().await;
+    let template = "Resources:\n  Mesh:\n    Type: AWS::AppMesh::Mesh\n    Properties:\n      MeshName: tagged\n      Tags:\n        - Key: team\n          Value: !Sub '${AWS::StackName}-owners'\n";
+    let file = write(dir.path(), "shop.yaml", template);
+    apply(&server, &options(vec![file], &[])).await.unwrap();
+    let arn = common::arn("mesh/tagged");
+    let encoded: String = form_urlencoded::byte_serialize(arn.as_bytes()).collect();
+    let tags = get(server.api_addr, &format!("tags?resourceArn={encoded}")).await;
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!([{"key": "team", "value": "shop-owners"}])
+    );
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::client::{Client, ClientError};
+use super::ApplyError;
+use super::client::Client;
 use super::desired::{Desired, Ignored};
 use super::state::{self, Actual, spec_value};
 use crate::model::{ResourceKey, ResourceKind};
@@ -79,21 +80,52 @@ pub fn spec_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
     out
 }
 
+/// The first resource whose mesh, or router or gateway, neither the files define nor
+/// meshd holds: it could not be created.
+fn orphan(desired: &[Desired], actual: &BTreeMap<ResourceKey, Actual>) -> Option<ApplyError> {
+    let defined: BTreeSet<&ResourceKey> = desired.iter().map(|d| &d.key).collect();
+    let exists = |key: &ResourceKey| defined.contains(key) || actual.contains_key(key);
+    desired.iter().find_map(|d| {
+        let parents = [Some(d.key.mesh_key()), d.key.parent_key()];
+        let missing = parents
+            .into_iter()
+            .flatten()
+            .find(|parent| !exists(parent))?;
+        let field = match missing.kind {
+            ResourceKind::Mesh => "meshName",
+            kind => kind.name_field(),
+        };
+        Some(ApplyError::Invalid {
+            origin: d.origin.clone(),
+            path: field.to_string(),
+            message: format!(
+                "{} {:?} is neither in the files nor in meshd",
+                missing.kind.words(),
+                missing.name
+            ),
+        })
+    })
+}
+
 /// Compares `desired` with what meshd holds and orders the changes. With `prune`, the
 /// resources meshd holds in the meshes the files name and the files do not define are
-/// deleted (never a mesh).
+/// deleted (never a mesh). A resource whose mesh (or router, or gateway) neither the
+/// files define nor meshd holds makes the plan fail.
 pub async fn make(
     client: &Client,
     desired: &[Desired],
     ignored: Vec<Ignored>,
     prune: bool,
-) -> Result<Plan, ClientError> {
+) -> Result<Plan, ApplyError> {
     let meshes: BTreeSet<&str> = desired.iter().map(|d| d.key.mesh.as_str()).collect();
     let mut actual: BTreeMap<ResourceKey, Actual> = BTreeMap::new();
     for mesh in meshes {
         if let Some(resources) = state::read_mesh(client, mesh).await? {
             actual.extend(resources.into_iter().map(|a| (a.key.clone(), a)));
         }
+    }
+    if let Some(error) = orphan(desired, &actual) {
+        return Err(error);
     }
     let mut steps: Vec<Step> = desired
         .iter()
