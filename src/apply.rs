@@ -58,14 +58,23 @@ pub fn load(
     let sources = source::classify(files)?;
     let mut drafts = Vec::new();
     let mut ignored = sources.ignored;
+    let environment = |file: &str| cloudformation::Environment {
+        overrides: options.parameters.clone(),
+        account: account.clone(),
+        stack_name: options
+            .stack_name
+            .clone()
+            .unwrap_or_else(|| source::stack_name(file)),
+        exports: Default::default(),
+    };
+    let mut exports = std::collections::BTreeMap::new();
+    for (file, template) in &sources.templates {
+        exports.extend(cloudformation::exports(template, &environment(file)));
+    }
     for (file, template) in &sources.templates {
         let env = cloudformation::Environment {
-            overrides: options.parameters.clone(),
-            account: account.clone(),
-            stack_name: options
-                .stack_name
-                .clone()
-                .unwrap_or_else(|| source::stack_name(file)),
+            exports: exports.clone(),
+            ..environment(file)
         };
         let (found, left_out) = cloudformation::read(file, template, &env)?;
         drafts.extend(found);

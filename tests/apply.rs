@@ -92,8 +92,6 @@ const ALB_PARAMETERS: &[(&str, &str)] = &[
     ("ColorAppImage", "color:v1"),
     ("AppMeshXdsEndpoint", "unix:///tmp/xds"),
     ("ContainerPort", "8080"),
-    ("howto-alb:Mesh", "howto-alb"),
-    ("howto-alb:DnsNamespaceName", "howto-alb.local"),
     ("BackendV1LoadBalancer.DNSName", "backend-v1.elb.example"),
     ("BackendV2ServiceRegistry.Name", "backend-v2"),
     ("BackendRecordSet", "backend.howto-alb.local"),
@@ -1294,5 +1292,27 @@ async fn tags_are_set_when_a_resource_is_created() {
     assert_eq!(
         tags["tags"],
         serde_json::json!([{"key": "team", "value": "shop-owners"}])
+    );
+}
+
+#[tokio::test]
+async fn import_value_takes_what_another_template_of_the_apply_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = apply_walkthrough("howto-alb", dir.path()).await;
+    let held = described(server.api_addr).await;
+    let node = &held["mesh/howto-alb/virtualNode/howto-alb-backend-v2-node"].0;
+    // infra.yaml exports howto-alb:DnsNamespaceName as !Sub '${ProjectName}.pvt.local'.
+    assert_eq!(
+        node["spec"]["serviceDiscovery"]["awsCloudMap"]["namespaceName"],
+        "howto-alb.pvt.local"
+    );
+    let alone = write(dir.path(), "app.yaml", &corpus_text("howto-alb/app.yaml"));
+    let err = apply(&server, &options(vec![alone], ALB_PARAMETERS))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no template of this apply exports it: pass --parameter howto-alb:Mesh=VALUE"),
+        "{err}"
     );
 }

@@ -18,6 +18,13 @@ pub fn is_template(document: &Value) -> bool {
         || document.get("AWSTemplateFormatVersion").is_some()
 }
 
+/// What `template` exports that can be evaluated, for the other templates of an apply.
+pub fn exports(template: &Value, env: &Environment) -> std::collections::BTreeMap<String, String> {
+    let empty = Map::new();
+    let top = template.as_object().unwrap_or(&empty);
+    Evaluator::new(top, env, &empty).exports(top)
+}
+
 /// The App Mesh resources of `template` (in `file`), and the resources it ignores.
 pub fn read(
     file: &str,
@@ -267,6 +274,7 @@ mod tests {
                 account_id: "111122223333".into(),
             },
             stack_name: "s".into(),
+            exports: Default::default(),
         };
         let (drafts, ignored) = read("t.yaml", &template, &env).unwrap();
         assert_eq!(drafts.len(), 2);

@@ -39,6 +39,9 @@ pub struct Environment {
     pub account: Account,
     /// `AWS::StackName`.
     pub stack_name: String,
+    /// What the templates of the same apply export (`Outputs.*.Export.Name` → value),
+    /// for `!ImportValue` (a `--parameter` of the same name wins).
+    pub exports: BTreeMap<String, String>,
 }
 
 /// The CloudFormation type of an App Mesh resource (`AWS::AppMesh::VirtualNode`).
@@ -100,6 +103,24 @@ impl<'t> Evaluator<'t> {
             condition_values: RefCell::default(),
             in_progress: RefCell::default(),
         }
+    }
+
+    /// The template's exports that can be evaluated (`Outputs.*.Export.Name` → `Value`);
+    /// those that cannot (a VPC's id, say) are left out: importing them is an error then.
+    pub fn exports(&self, template: &Map<String, Value>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let outputs = template.get("Outputs").and_then(Value::as_object);
+        for (id, output) in outputs.into_iter().flatten() {
+            let path = format!("Outputs.{id}");
+            let (Some(name), Some(value)) = (output.pointer("/Export/Name"), output.get("Value"))
+            else {
+                continue;
+            };
+            if let (Ok(name), Ok(value)) = (self.string(name, &path), self.string(value, &path)) {
+                out.insert(name, value);
+            }
+        }
+        out
     }
 
     /// Evaluates `value`; `None` is `AWS::NoValue` (the property is removed).
@@ -266,12 +287,13 @@ impl<'t> Evaluator<'t> {
             }
             "Fn::ImportValue" => {
                 let export = self.string(argument, path)?;
-                match self.env.overrides.get(&export) {
+                let value = self.env.overrides.get(&export);
+                match value.or_else(|| self.env.exports.get(&export)) {
                     Some(value) => Ok(Some(Value::String(value.clone()))),
                     None => fail(
                         path,
                         format!(
-                            "the export {export:?} is another stack's: pass --parameter {export}=VALUE"
+                            "the export {export:?} is another stack's and no template of this apply exports it: pass --parameter {export}=VALUE"
                         ),
                     ),
                 }
@@ -651,6 +673,9 @@ mod tests {
                 account_id: "123456789012".into(),
             },
             stack_name: "stack".into(),
+            exports: [("other:Vpc".to_string(), "vpc-1".to_string())]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -838,7 +863,18 @@ mod tests {
     }
 
     #[test]
-    fn import_value_comes_from_a_parameter() {
+    fn import_value_comes_from_a_parameter_or_another_templates_export() {
+        assert_eq!(ok(json!({"Fn::ImportValue": "other:Vpc"})), json!("vpc-1"));
+        assert_eq!(
+            eval(
+                json!({"Fn::ImportValue": "other:Vpc"}),
+                &[("other:Vpc", "vpc-2")]
+            )
+            .unwrap()
+            .unwrap(),
+            json!("vpc-2"),
+            "a parameter wins"
+        );
         assert!(
             err(json!({"Fn::ImportValue": {"Fn::Sub": "${Project}:Mesh"}}))
                 .contains("--parameter demo:Mesh=VALUE")
