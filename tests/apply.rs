@@ -446,14 +446,26 @@ fn count_planned(output: &str) -> usize {
         .count()
 }
 
+/// Per walkthrough, a test of its round trip (`round_trip::…`) and one of its proxies'
+/// ACKs (`envoy_acks::…`).
 macro_rules! walkthroughs {
     ($($test:ident => $name:literal,)*) => {
-        $(
-            #[tokio::test]
-            async fn $test() {
-                walkthrough_round_trip($name).await;
-            }
-        )*
+        mod round_trip {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::walkthrough_round_trip($name).await;
+                }
+            )*
+        }
+        mod envoy_acks {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::every_proxy_acked($name).await;
+                }
+            )*
+        }
     };
 }
 
@@ -1066,42 +1078,6 @@ async fn every_proxy_acked(walkthrough: &str) {
         .await;
     }
     drop(envoys);
-}
-
-macro_rules! envoy_acks {
-    ($($test:ident => $name:literal,)*) => {
-        $(
-            #[tokio::test]
-            async fn $test() {
-                every_proxy_acked($name).await;
-            }
-        )*
-    };
-}
-
-envoy_acks! {
-    envoy_acks_eks_getting_started => "eks-getting-started",
-    envoy_acks_fargate => "fargate",
-    envoy_acks_howto_alb => "howto-alb",
-    envoy_acks_howto_ecs_basics => "howto-ecs-basics",
-    envoy_acks_howto_grpc => "howto-grpc",
-    envoy_acks_howto_http_headers => "howto-http-headers",
-    envoy_acks_howto_http2 => "howto-http2",
-    envoy_acks_howto_mutual_tls_file_provided_by_acm => "howto-mutual-tls-file-provided-by-acm",
-    envoy_acks_howto_servicediscovery_cloudmap => "howto-servicediscovery-cloudmap",
-    envoy_acks_tls_with_acm => "tls-with-acm",
-    envoy_acks_howto_k8s_alb => "howto-k8s-alb",
-    envoy_acks_howto_k8s_cloudmap => "howto-k8s-cloudmap",
-    envoy_acks_howto_k8s_egress => "howto-k8s-egress",
-    envoy_acks_howto_k8s_grpc => "howto-k8s-grpc",
-    envoy_acks_howto_k8s_http_headers => "howto-k8s-http-headers",
-    envoy_acks_howto_k8s_http2 => "howto-k8s-http2",
-    envoy_acks_howto_k8s_ingress_gateway => "howto-k8s-ingress-gateway",
-    envoy_acks_howto_k8s_mtls_file_based => "howto-k8s-mtls-file-based",
-    envoy_acks_howto_k8s_mtls_sds_based => "howto-k8s-mtls-sds-based",
-    envoy_acks_howto_k8s_multiple_listeners => "howto-k8s-multiple-listeners",
-    envoy_acks_howto_k8s_retry_policy => "howto-k8s-retry-policy",
-    envoy_acks_howto_k8s_tls_acm => "howto-k8s-tls-acm",
 }
 
 /// Runs the `meshd` binary (`apply` or `export`) against `server` with no AWS setup of

@@ -10,7 +10,7 @@ use super::ApplyError;
 use super::desired::{Draft, Ignored, Origin, Tag};
 use crate::model::ResourceKind;
 pub use intrinsics::Environment;
-use intrinsics::{EvalError, Evaluator, appmesh_kind, name_property};
+use intrinsics::{EvalError, Evaluator, appmesh_kind};
 
 /// Whether a document is a CloudFormation template.
 pub fn is_template(document: &Value) -> bool {
@@ -96,7 +96,6 @@ pub fn read(
             Some(tags) => read_tags(&evaluator, tags).map_err(invalid)?,
             None => Vec::new(),
         };
-        let _ = name_property(kind);
         drafts.push(Draft {
             kind,
             mesh: key.mesh.clone(),
