@@ -382,7 +382,70 @@ async fn apply_walkthrough(name: &str, dir: &Path) -> (meshd::server::RunningSer
         );
         last = Some(options);
     }
-    (server, last.expect("a walkthrough has a stage"))
+    let last = last.expect("a walkthrough has a stage");
+    let expected =
+        app_mesh_definitions(&last.files) + usize::from(walkthrough.existing_mesh.is_some());
+    assert_eq!(
+        described(server.api_addr).await.len(),
+        expected,
+        "{name}: meshd holds every App Mesh resource of the files, and nothing else"
+    );
+    (server, last)
+}
+
+/// How many App Mesh resources `files` define, counted from their text alone: lines
+/// `Type: AWS::AppMesh::…` of templates; documents of the controller's kinds, plus the
+/// inline routes (`    - name:` under `routes:`) of virtual routers.
+fn app_mesh_definitions(files: &[String]) -> usize {
+    let kinds = [
+        "Mesh",
+        "VirtualNode",
+        "VirtualService",
+        "VirtualRouter",
+        "VirtualGateway",
+        "GatewayRoute",
+    ];
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            let templates = text
+                .lines()
+                .filter(|l| {
+                    l.trim_start()
+                        .trim_start_matches("Type:")
+                        .trim()
+                        .trim_matches(['\'', '"'])
+                        .starts_with("AWS::AppMesh::")
+                })
+                .count();
+            let objects: usize = text
+                .split("\n---")
+                .filter(|doc| doc.contains("apiVersion: appmesh.k8s.aws/"))
+                .map(|doc| {
+                    let kind = doc
+                        .lines()
+                        .find_map(|l| l.strip_prefix("kind: "))
+                        .unwrap_or_default()
+                        .trim();
+                    if !kinds.contains(&kind) {
+                        return 0;
+                    }
+                    let routes = if kind == "VirtualRouter" {
+                        let after = doc.split("\n  routes:").nth(1).unwrap_or_default();
+                        after
+                            .lines()
+                            .filter(|l| l.starts_with("    - name:"))
+                            .count()
+                    } else {
+                        0
+                    };
+                    1 + routes
+                })
+                .sum();
+            templates + objects
+        })
+        .sum()
 }
 
 /// A walkthrough applied, applied again (nothing changes), exported in each format and
