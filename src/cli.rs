@@ -30,6 +30,111 @@ pub enum Command {
     /// Print the Envoy bootstrap (YAML) for a sidecar or gateway, from the App Mesh Envoy
     /// image's variables (APPMESH_RESOURCE_ARN, APPMESH_XDS_ENDPOINT, ENVOY_ADMIN_ACCESS_PORT, …).
     Bootstrap(BootstrapArgs),
+    /// Create or update App Mesh resources from CloudFormation templates, Kubernetes
+    /// manifests of the App Mesh controller or AWS CLI input files, through the API,
+    /// after printing a plan.
+    Apply(ApplyArgs),
+    /// Write what meshd holds in a mesh as a file `meshd apply` takes back.
+    Export(ExportArgs),
+}
+
+/// The default API endpoint of `meshd apply` and `meshd export`.
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
+
+/// Flags of `meshd apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// A file, a directory (its .yaml, .yml and .json files) or `-` (standard input); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// meshd's App Mesh API.
+    #[arg(long, env = "MESHD_ENDPOINT_URL", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint_url: String,
+    /// A template parameter, an export (`!ImportValue`), or `LogicalId` /
+    /// `LogicalId.Attribute` of a resource that is not App Mesh's; repeatable.
+    #[arg(long = "parameter", value_name = "KEY=VALUE", value_parser = parse_parameter)]
+    pub parameters: Vec<(String, String)>,
+    /// `AWS::StackName` (default: each template's file name without extension).
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// The mesh of Kubernetes resources without meshRef when the files hold not exactly one Mesh.
+    #[arg(long)]
+    pub mesh: Option<String>,
+    /// The namespace of every Kubernetes resource (instead of metadata.namespace).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete what meshd holds in the meshes the files name and the files no longer define.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+fn parse_parameter(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("a parameter is KEY=VALUE, not {value:?}")),
+    }
+}
+
+/// The formats of `meshd export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A CloudFormation template of AWS::AppMesh::* resources.
+    Cloudformation,
+    /// Kubernetes manifests of appmesh.k8s.aws/v1beta2.
+    Kubernetes,
+    /// A JSON list of AWS CLI input objects.
+    Json,
+}
+
+/// Flags of `meshd export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The mesh to export.
+    #[arg(long)]
+    pub mesh: String,
+    /// The file format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// meshd's App Mesh API.
+    #[arg(long, env = "MESHD_ENDPOINT_URL", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint_url: String,
+    /// The namespace of the Kubernetes objects.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+impl ApplyArgs {
+    /// The apply these flags ask for.
+    pub fn options(&self) -> crate::apply::ApplyOptions {
+        crate::apply::ApplyOptions {
+            files: self.files.clone(),
+            parameters: self.parameters.iter().cloned().collect(),
+            stack_name: self.stack_name.clone(),
+            kubernetes: crate::apply::kubernetes::Options {
+                mesh: self.mesh.clone(),
+                namespace: self.namespace.clone(),
+            },
+            dry_run: self.dry_run,
+            prune: self.prune,
+        }
+    }
+}
+
+impl ExportFormat {
+    /// The export module's format.
+    pub fn format(self) -> crate::apply::export::Format {
+        match self {
+            ExportFormat::Cloudformation => crate::apply::export::Format::CloudFormation,
+            ExportFormat::Kubernetes => crate::apply::export::Format::Kubernetes,
+            ExportFormat::Json => crate::apply::export::Format::Json,
+        }
+    }
 }
 
 /// Flags of `meshd bootstrap`; each overrides its environment variable.

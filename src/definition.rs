@@ -46,7 +46,9 @@ const WRAPPERS: [(&str, ResourceKind); 7] = [
     ("gatewayRoute", ResourceKind::GatewayRoute),
 ];
 
-fn kind_of(object: &serde_json::Map<String, Value>) -> Option<ResourceKind> {
+/// The kind of resource an object in the API's shapes names: the most specific name
+/// member present (`routeName` over `virtualRouterName` over `meshName`).
+pub fn kind_of(object: &serde_json::Map<String, Value>) -> Option<ResourceKind> {
     // The most specific name member decides: a route carries meshName, virtualRouterName and routeName.
     [
         ResourceKind::Route,

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod apply;
 pub mod bootstrap;
 pub mod cli;
 pub mod compile;

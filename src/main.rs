@@ -16,6 +16,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(*args).await,
         Command::Compile(args) => compile(&args),
         Command::Bootstrap(args) => bootstrap(&args),
+        Command::Apply(args) => apply(&args).await,
+        Command::Export(args) => export(&args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -23,6 +25,30 @@ async fn main() -> std::process::ExitCode {
             tracing::error!("{err}");
             eprintln!("meshd: {err}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn apply(args: &meshd::cli::ApplyArgs) -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    let client = meshd::apply::client::Client::connect(&args.endpoint_url).await;
+    meshd::apply::apply(&client, &args.options(), &mut out)
+        .await
+        .map(|_| ())
+        .map_err(std::io::Error::other)
+}
+
+async fn export(args: &meshd::cli::ExportArgs) -> std::io::Result<()> {
+    let client = meshd::apply::client::Client::connect(&args.endpoint_url).await;
+    let text =
+        meshd::apply::export::export(&client, &args.mesh, args.format.format(), &args.namespace)
+            .await
+            .map_err(std::io::Error::other)?;
+    match &args.output {
+        Some(path) => std::fs::write(path, text),
+        None => {
+            print!("{text}");
+            Ok(())
         }
     }
 }
