@@ -1330,13 +1330,6 @@ async fn route_validation_failures() {
             "exactly one of prefix, path must be set",
         ),
         update(
-            "semantic: neither prefix nor path",
-            route.clone(),
-            with("/httpRoute/match", json!({"method": "GET"})),
-            "spec.httpRoute.match",
-            "one of prefix, path must be set",
-        ),
-        update(
             "semantic: all weights zero",
             route.clone(),
             with("/httpRoute/action/weightedTargets/0/weight", json!(0)),
@@ -1952,13 +1945,6 @@ async fn gateway_route_validation_failures() {
             with("/httpRoute/match/prefix", json!("api/")),
             "spec.httpRoute.match.prefix",
             "must start with /",
-        ),
-        update(
-            "semantic: nothing to match",
-            route.clone(),
-            with("/httpRoute/match", json!({"method": "GET"})),
-            "spec.httpRoute.match",
-            "one of prefix, path, hostname must be set",
         ),
         update(
             "semantic: hostname exact and suffix",

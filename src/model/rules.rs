@@ -423,9 +423,9 @@ fn http_route_match(m: &HttpRouteMatch, at: &str) -> Result<(), FieldError> {
                 "exactly one of prefix, path must be set",
             ));
         }
-        (None, None) => {
-            return Err(FieldError::new(at, "one of prefix, path must be set"));
-        }
+        // Neither: the route matches every path (as prefix `/`). AWS accepted this, and
+        // its multiple-listeners walkthrough matches on `port` alone.
+        (None, None) => {}
         (Some(prefix), None) => path_prefix(prefix, &format!("{at}.prefix"))?,
         (None, Some(path)) => path_match(path, &format!("{at}.path"))?,
     }
@@ -528,12 +528,7 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
             }
             (Some(prefix), None) => path_prefix(prefix, &format!("{match_at}.prefix"))?,
             (None, Some(path)) => path_match(path, &format!("{match_at}.path"))?,
-            (None, None) if m.hostname.is_none() => {
-                return Err(FieldError::new(
-                    match_at,
-                    "one of prefix, path, hostname must be set",
-                ));
-            }
+            // Neither: every path matches (as prefix `/`), as for routes.
             (None, None) => {}
         }
         if let Some(hostname) = &m.hostname {
