@@ -633,7 +633,27 @@ async fn virtual_node_validation_failures() {
                 json!({"http": {"maxConnections": 0}}),
             ),
             "spec.listeners[0].connectionPool.http.maxConnections",
-            "must be at least 1",
+            "must be between 1 and 4294967295",
+        ),
+        update(
+            "envoy: more connections than a 32-bit count",
+            node.clone(),
+            with(
+                "/listeners/0/connectionPool",
+                json!({"http": {"maxConnections": 4_294_967_296_i64}}),
+            ),
+            "spec.listeners[0].connectionPool.http.maxConnections",
+            "must be between 1 and 4294967295",
+        ),
+        update(
+            "envoy: an outlier interval over the longest Envoy duration",
+            node.clone(),
+            with(
+                "/listeners/0/outlierDetection",
+                json!({"maxServerErrors": 1, "maxEjectionPercent": 10, "interval": {"value": 9_223_372_036_i64, "unit": "s"}, "baseEjectionDuration": {"value": 1, "unit": "s"}}),
+            ),
+            "spec.listeners[0].outlierDetection.interval.value",
+            "must be at most 9223372035 (s)",
         ),
         update(
             "range: max ejection percent",
@@ -1116,7 +1136,42 @@ async fn route_validation_failures() {
                 set(retry.clone(), "/maxRetries", json!(-1)),
             ),
             "spec.httpRoute.retryPolicy.maxRetries",
-            "must be at least 0",
+            "must be between 0 and 4294967295",
+        ),
+        // Envoy's bounds: a duration is at most 9,223,372,035 s, and counts are 32-bit.
+        update(
+            "envoy: a timeout of 2^63-1 seconds",
+            route.clone(),
+            with(
+                "/httpRoute/timeout",
+                json!({"perRequest": {"value": i64::MAX, "unit": "s"}}),
+            ),
+            "spec.httpRoute.timeout.perRequest.value",
+            "must be at most 9223372035 (s)",
+        ),
+        update(
+            "envoy: a per-retry timeout just over the longest Envoy duration, in ms",
+            route.clone(),
+            with(
+                "/httpRoute/retryPolicy",
+                set(
+                    retry.clone(),
+                    "/perRetryTimeout",
+                    json!({"value": 9_223_372_036_000_i64, "unit": "ms"}),
+                ),
+            ),
+            "spec.httpRoute.retryPolicy.perRetryTimeout.value",
+            "must be at most 9223372035999 (ms)",
+        ),
+        update(
+            "envoy: more retries than a 32-bit count",
+            route.clone(),
+            with(
+                "/httpRoute/retryPolicy",
+                set(retry.clone(), "/maxRetries", json!(4_294_967_296_i64)),
+            ),
+            "spec.httpRoute.retryPolicy.maxRetries",
+            "must be between 0 and 4294967295",
         ),
         get(
             "range: ListRoutes limit 0",
@@ -1581,7 +1636,7 @@ async fn virtual_gateway_validation_failures() {
                 json!({"http": {"maxConnections": 0}}),
             ),
             "spec.listeners[0].connectionPool.http.maxConnections",
-            "must be at least 1",
+            "must be between 1 and 4294967295",
         ),
         // enum
         update(

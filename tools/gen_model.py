@@ -21,6 +21,17 @@ import botocore
 MODEL = os.path.join(os.path.dirname(botocore.__file__), "data/appmesh/2019-01-25/service-2.json.gz")
 ROOTS = ["MeshSpec", "VirtualNodeSpec", "VirtualRouterSpec", "RouteSpec", "VirtualServiceSpec",
          "VirtualGatewaySpec", "GatewayRouteSpec", "TagRef"]
+# Bounds the API model leaves out, so that nothing accepted compiles into what Envoy
+# rejects (each listed in the README's compatibility notes). Counts that Envoy reads
+# as `UInt32Value`s are at most 2^32 - 1.
+NUMBER_MAX = {name: 4294967295 for name in [
+    "MaxConnections", "MaxPendingRequests", "MaxRequests", "MaxRetries",
+    "OutlierDetectionMaxServerErrors"]}
+# Checks of a whole structure, after its members' (functions of `model/validate.rs`).
+STRUCT_CHECKS = {
+    # Envoy accepts durations of at most 9,223,372,035 s.
+    "Duration": "check_duration(self, at)?;",
+}
 KEYWORDS = {"type", "match", "ref", "move", "box", "in", "loop", "struct", "enum", "fn", "mod", "use", "self", "override"}
 
 
@@ -99,7 +110,7 @@ def main():
             if "pattern" in shape:
                 out.append(f"check_pattern({by_ref}, {rust_lit(shape['pattern'])}, &{path_expr})?;")
         elif t in ("integer", "long"):
-            lo, hi = shape.get("min"), shape.get("max")
+            lo, hi = shape.get("min"), shape.get("max", NUMBER_MAX.get(name))
             if lo is not None or hi is not None:
                 out.append(f"check_range({by_value}, {lo if lo is not None else 'i64::MIN'}, {hi if hi is not None else 'i64::MAX'}, &{path_expr})?;")
         elif t == "structure":
@@ -123,7 +134,7 @@ def main():
     w("//! structs whose `validate` insists on exactly one member.\n\n")
     w("#![allow(clippy::all)]\n\n")
     w("use serde::{Deserialize, Serialize};\n\n")
-    w("use super::validate::{check_count, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
+    w("use super::validate::{check_count, check_duration, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
 
     for name in order:
         shape = shapes[name]
@@ -179,6 +190,8 @@ def main():
                     for line in lines:
                         w("\n".join("            " + l for l in line.split("\n")) + "\n")
                     w("        }\n")
+        if name in STRUCT_CHECKS:
+            w(f"        {STRUCT_CHECKS[name]}\n")
         w("        let _ = at;\n        Ok(())\n    }\n}\n\n")
 
 

@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::{
-    FieldError, Validate, check_count, check_length, check_pattern, check_range, union_member_count,
+    FieldError, Validate, check_count, check_duration, check_length, check_pattern, check_range,
+    union_member_count,
 };
 
 /// An object that represents the specification of a service mesh.
@@ -702,7 +703,7 @@ impl Validate for VirtualNodeGrpcConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -729,11 +730,11 @@ impl Validate for VirtualNodeHttpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         if let Some(value) = &self.max_pending_requests {
             let path = format!("{at}.maxPendingRequests");
-            check_range(*value, 1, i64::MAX, &path)?;
+            check_range(*value, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -753,7 +754,7 @@ impl Validate for VirtualNodeHttp2ConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -773,7 +774,7 @@ impl Validate for VirtualNodeTcpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -893,7 +894,7 @@ impl Validate for OutlierDetection {
         }
         {
             let path = format!("{at}.maxServerErrors");
-            check_range(self.max_server_errors, 1, i64::MAX, &path)?;
+            check_range(self.max_server_errors, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -918,6 +919,7 @@ impl Validate for Duration {
             let path = format!("{at}.value");
             check_range(*value, 0, i64::MAX, &path)?;
         }
+        check_duration(self, at)?;
         let _ = at;
         Ok(())
     }
@@ -1963,7 +1965,7 @@ impl Validate for GrpcRetryPolicy {
         }
         {
             let path = format!("{at}.maxRetries");
-            check_range(self.max_retries, 0, i64::MAX, &path)?;
+            check_range(self.max_retries, 0, 4294967295, &path)?;
         }
         {
             let path = format!("{at}.perRetryTimeout");
@@ -2401,7 +2403,7 @@ impl Validate for HttpRetryPolicy {
         }
         {
             let path = format!("{at}.maxRetries");
-            check_range(self.max_retries, 0, i64::MAX, &path)?;
+            check_range(self.max_retries, 0, 4294967295, &path)?;
         }
         {
             let path = format!("{at}.perRetryTimeout");
@@ -3025,7 +3027,7 @@ impl Validate for VirtualGatewayGrpcConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -3052,11 +3054,11 @@ impl Validate for VirtualGatewayHttpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         if let Some(value) = &self.max_pending_requests {
             let path = format!("{at}.maxPendingRequests");
-            check_range(*value, 1, i64::MAX, &path)?;
+            check_range(*value, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -3076,7 +3078,7 @@ impl Validate for VirtualGatewayHttp2ConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())

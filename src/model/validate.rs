@@ -7,6 +7,8 @@ use parking_lot::Mutex;
 use regex::Regex;
 use std::collections::HashMap;
 
+use super::spec::{Duration, DurationUnit};
+
 /// A request field that breaks a rule, with the path that names it
 /// (`spec.listeners[0].portMapping.port`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +96,34 @@ pub fn check_pattern(value: &str, pattern: &'static str, at: &str) -> Result<(),
             format!("must match the pattern {pattern}"),
         ))
     }
+}
+
+/// The longest duration Envoy accepts, in seconds (about 292 years): it keeps
+/// durations as 64-bit nanoseconds and refuses a protobuf `Duration` of
+/// `i64::MAX / 10^9` seconds or more, far below the 315,576,000,000 s that protobuf
+/// itself allows.
+pub const MAX_DURATION_SECONDS: i64 = i64::MAX / 1_000_000_000 - 1;
+
+/// An App Mesh duration must be one Envoy accepts: at most [`MAX_DURATION_SECONDS`]
+/// seconds (in milliseconds, up to the last millisecond of that second).
+pub fn check_duration(duration: &Duration, at: &str) -> Result<(), FieldError> {
+    let (Some(value), Some(unit)) = (duration.value, duration.unit) else {
+        return Ok(());
+    };
+    let max = match unit {
+        DurationUnit::S => MAX_DURATION_SECONDS,
+        DurationUnit::Ms => MAX_DURATION_SECONDS * 1000 + 999,
+    };
+    if value <= max {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        format!("{at}.value"),
+        format!(
+            "must be at most {max} ({}), the longest duration Envoy accepts",
+            unit.as_str()
+        ),
+    ))
 }
 
 /// A union shape must have exactly one member set.
