@@ -27,6 +27,19 @@ ROOTS = ["MeshSpec", "VirtualNodeSpec", "VirtualRouterSpec", "RouteSpec", "Virtu
 NUMBER_MAX = {name: 4294967295 for name in [
     "MaxConnections", "MaxPendingRequests", "MaxRequests", "MaxRetries",
     "OutlierDetectionMaxServerErrors"]}
+# Strings the model leaves unbounded, bounded by what they mean: (min, max) characters.
+STRING_BOUNDS = {
+    "ServiceName": (1, 255),  # a virtual service's or a gRPC service's name, like resource names
+    "QueryParameterName": (1, 255),
+    "String": (0, 4096),  # URL paths and prefixes, query parameter values
+    "SdsSecretName": (1, 2048),  # SPIFFE IDs are at most 2,048 bytes
+    "VirtualGatewaySdsSecretName": (1, 2048),
+    "Arn": (1, 2048),  # AWS ARNs are at most 2,048 characters
+}
+# Strings checked by a function of `model/validate.rs` instead of a length.
+STRING_CHECKS = {
+    "Hostname": "check_hostname",  # a DNS name or an IP address
+}
 # Checks of a whole structure, after its members' (functions of `model/validate.rs`).
 STRUCT_CHECKS = {
     # Envoy accepts durations of at most 9,223,372,035 s.
@@ -103,8 +116,10 @@ def main():
         by_ref = expr if is_ref else f"&{expr}"
         by_value = f"*{expr}" if is_ref else expr
         out = []
-        if t == "string" and not is_enum(name):
-            lo, hi = shape.get("min"), shape.get("max")
+        if t == "string" and name in STRING_CHECKS:
+            out.append(f"{STRING_CHECKS[name]}({by_ref}, &{path_expr})?;")
+        elif t == "string" and not is_enum(name):
+            lo, hi = STRING_BOUNDS.get(name, (shape.get("min"), shape.get("max")))
             if lo is not None or hi is not None:
                 out.append(f"check_length({by_ref}, {lo if lo is not None else 0}, {hi if hi is not None else 'usize::MAX'}, &{path_expr})?;")
             if "pattern" in shape:
@@ -134,7 +149,7 @@ def main():
     w("//! structs whose `validate` insists on exactly one member.\n\n")
     w("#![allow(clippy::all)]\n\n")
     w("use serde::{Deserialize, Serialize};\n\n")
-    w("use super::validate::{check_count, check_duration, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
+    w("use super::validate::{check_count, check_duration, check_hostname, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
 
     for name in order:
         shape = shapes[name]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::spec::*;
-use crate::model::validate::{check_count, check_length, check_not_empty, check_range};
+use crate::model::validate::{check_count, check_length, check_range};
 use crate::model::{ResourceKind, Spec, Validate, rules};
 
 use super::error::ApiError;
@@ -176,14 +176,11 @@ fn check_objects(input: &Value, read: &Value, at: &str) -> Result<(), ApiError> 
     }
 }
 
-/// A resource name as the API model constrains it (`ResourceName`: 1 to 255 characters;
-/// a virtual service's `ServiceName` is unconstrained but must not be empty).
-pub fn check_name(kind: ResourceKind, name: &str, field: &str) -> Result<(), ApiError> {
-    if kind == ResourceKind::VirtualService {
-        check_not_empty(name, field)?;
-    } else {
-        check_length(name, 1, 255, field)?;
-    }
+/// A resource name as the API model constrains it (`ResourceName`: 1 to 255
+/// characters; a virtual service's `ServiceName`, which the model leaves unbounded,
+/// likewise).
+pub fn check_name(name: &str, field: &str) -> Result<(), ApiError> {
+    check_length(name, 1, 255, field)?;
     Ok(())
 }
 

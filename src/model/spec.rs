@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::{
-    FieldError, Validate, check_count, check_duration, check_length, check_pattern, check_range,
-    union_member_count,
+    FieldError, Validate, check_count, check_duration, check_hostname, check_length, check_pattern,
+    check_range, union_member_count,
 };
 
 /// An object that represents the specification of a service mesh.
@@ -347,6 +347,10 @@ pub struct ListenerTlsSdsCertificate {
 
 impl Validate for ListenerTlsSdsCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -478,6 +482,9 @@ impl Validate for TlsValidationContextAcmTrust {
         {
             let path = format!("{at}.certificateAuthorityArns");
             check_count(self.certificate_authority_arns.len(), 1, 3, &path)?;
+            for (i0, item0) in self.certificate_authority_arns.iter().enumerate() {
+                check_length(item0, 1, 2048, &format!("{}[{}]", path, i0))?;
+            }
         }
         let _ = at;
         Ok(())
@@ -515,6 +522,10 @@ pub struct TlsValidationContextSdsTrust {
 
 impl Validate for TlsValidationContextSdsTrust {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -566,6 +577,10 @@ impl Validate for VirtualServiceBackend {
         if let Some(value) = &self.client_policy {
             let path = format!("{at}.clientPolicy");
             value.validate(&path)?;
+        }
+        {
+            let path = format!("{at}.virtualServiceName");
+            check_length(&self.virtual_service_name, 1, 255, &path)?;
         }
         let _ = at;
         Ok(())
@@ -817,6 +832,10 @@ impl Validate for HealthCheckPolicy {
         {
             let path = format!("{at}.intervalMillis");
             check_range(self.interval_millis, 5000, 300000, &path)?;
+        }
+        if let Some(value) = &self.path {
+            let path = format!("{at}.path");
+            check_length(value, 0, 4096, &path)?;
         }
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
@@ -1184,6 +1203,10 @@ pub struct ListenerTlsAcmCertificate {
 
 impl Validate for ListenerTlsAcmCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.certificateArn");
+            check_length(&self.certificate_arn, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -1542,6 +1565,10 @@ pub struct DnsServiceDiscovery {
 
 impl Validate for DnsServiceDiscovery {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.hostname");
+            check_hostname(&self.hostname, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -1803,6 +1830,10 @@ impl Validate for GrpcRouteMatch {
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
+        }
+        if let Some(value) = &self.service_name {
+            let path = format!("{at}.serviceName");
+            check_length(value, 1, 255, &path)?;
         }
         let _ = at;
         Ok(())
@@ -2140,6 +2171,10 @@ impl Validate for HttpRouteMatch {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
         }
+        if let Some(value) = &self.prefix {
+            let path = format!("{at}.prefix");
+            check_length(value, 0, 4096, &path)?;
+        }
         if let Some(value) = &self.query_parameters {
             let path = format!("{at}.queryParameters");
             check_count(value.len(), 1, 10, &path)?;
@@ -2326,6 +2361,10 @@ impl Validate for HttpQueryParameter {
             let path = format!("{at}.match");
             value.validate(&path)?;
         }
+        {
+            let path = format!("{at}.name");
+            check_length(&self.name, 1, 255, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2342,6 +2381,10 @@ pub struct QueryParameterMatch {
 
 impl Validate for QueryParameterMatch {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        if let Some(value) = &self.exact {
+            let path = format!("{at}.exact");
+            check_length(value, 0, 4096, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2791,6 +2834,10 @@ pub struct VirtualGatewayListenerTlsSdsCertificate {
 
 impl Validate for VirtualGatewayListenerTlsSdsCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2880,6 +2927,9 @@ impl Validate for VirtualGatewayTlsValidationContextAcmTrust {
         {
             let path = format!("{at}.certificateAuthorityArns");
             check_count(self.certificate_authority_arns.len(), 1, 3, &path)?;
+            for (i0, item0) in self.certificate_authority_arns.iter().enumerate() {
+                check_length(item0, 1, 2048, &format!("{}[{}]", path, i0))?;
+            }
         }
         let _ = at;
         Ok(())
@@ -2917,6 +2967,10 @@ pub struct VirtualGatewayTlsValidationContextSdsTrust {
 
 impl Validate for VirtualGatewayTlsValidationContextSdsTrust {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3122,6 +3176,10 @@ impl Validate for VirtualGatewayHealthCheckPolicy {
             let path = format!("{at}.intervalMillis");
             check_range(self.interval_millis, 5000, 300000, &path)?;
         }
+        if let Some(value) = &self.path {
+            let path = format!("{at}.path");
+            check_length(value, 0, 4096, &path)?;
+        }
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
@@ -3268,6 +3326,10 @@ pub struct VirtualGatewayListenerTlsAcmCertificate {
 
 impl Validate for VirtualGatewayListenerTlsAcmCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.certificateArn");
+            check_length(&self.certificate_arn, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3670,6 +3732,10 @@ impl Validate for GrpcGatewayRouteMatch {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
         }
+        if let Some(value) = &self.service_name {
+            let path = format!("{at}.serviceName");
+            check_length(value, 1, 255, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3976,6 +4042,10 @@ impl Validate for HttpGatewayRouteMatch {
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
+        }
+        if let Some(value) = &self.prefix {
+            let path = format!("{at}.prefix");
+            check_length(value, 0, 4096, &path)?;
         }
         if let Some(value) = &self.query_parameters {
             let path = format!("{at}.queryParameters");

@@ -126,6 +126,46 @@ pub fn check_duration(duration: &Duration, at: &str) -> Result<(), FieldError> {
     ))
 }
 
+/// The longest DNS name, in characters, not counting a trailing dot.
+pub const MAX_DNS_NAME: usize = 253;
+
+/// A hostname: an IP address, or a DNS name of at most [`MAX_DNS_NAME`] characters
+/// (with an optional trailing dot) whose labels are 1 to 63 letters, digits, `-` or `_`.
+pub fn check_hostname(value: &str, at: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(at, "must not be empty"));
+    }
+    if value.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = value.strip_suffix('.').unwrap_or(value);
+    if name.len() > MAX_DNS_NAME {
+        return Err(FieldError::new(
+            at,
+            format!("must be a DNS name of at most {MAX_DNS_NAME} characters or an IP address"),
+        ));
+    }
+    for (index, label) in name.split('.').enumerate() {
+        let number = index + 1;
+        if label.is_empty() || label.len() > 63 {
+            return Err(FieldError::new(
+                at,
+                format!("label {number} must be 1 to 63 characters long"),
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(FieldError::new(
+                at,
+                format!("label {number} may contain only letters, digits, - and _"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A union shape must have exactly one member set.
 pub fn union_member_count(set: &[bool], names: &[&str], at: &str) -> Result<(), FieldError> {
     match set.iter().filter(|is_set| **is_set).count() {
