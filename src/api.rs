@@ -5,6 +5,7 @@ mod auth;
 mod credentials;
 mod error;
 mod pagination;
+mod path;
 mod render;
 mod request;
 mod resources;
@@ -327,8 +328,9 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// `routes` (the API's and any others on its port) as served: behind the signature
-/// check when there is a `verifier`, every answer (refusals too) with a request id.
+/// `routes` (the API's and any others on its port) as served: paths with dot segments
+/// refused first, then behind the signature check when there is a `verifier`, every
+/// answer (refusals too) with a request id.
 pub fn served(routes: Router, verifier: Option<Verifier>) -> Router {
     let routes = match verifier {
         Some(verifier) => routes.layer(middleware::from_fn_with_state(
@@ -337,5 +339,7 @@ pub fn served(routes: Router, verifier: Option<Verifier>) -> Router {
         )),
         None => routes,
     };
-    routes.layer(middleware::from_fn(request_id))
+    routes
+        .layer(middleware::from_fn(path::refuse_dot_segments))
+        .layer(middleware::from_fn(request_id))
 }

@@ -287,25 +287,15 @@ fn canonical_request(
     ))
 }
 
-/// The path with dot segments removed, then percent-encoded once more (so `%2F` becomes
-/// `%252F`), `/` kept: what AWS clients sign for every service but S3.
+/// The path as it was received, percent-encoded once more (so `%2F` becomes `%252F`),
+/// `/` kept: what AWS clients sign for every service but S3. Clients remove dot segments
+/// before they sign; meshd does not, and refuses paths that have them before this check
+/// (`api::path`), so a path verifies only as the bytes that are routed.
 fn canonical_path(raw_path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    let trailing_slash = raw_path.len() > 1 && raw_path.ends_with('/');
-    for segment in raw_path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
+    if raw_path.is_empty() {
+        return "/".to_string();
     }
-    let mut path = format!("/{}", segments.join("/"));
-    if trailing_slash && path.len() > 1 {
-        path.push('/');
-    }
-    utf8_percent_encode(&path, PATH_UNRESERVED).to_string()
+    utf8_percent_encode(raw_path, PATH_UNRESERVED).to_string()
 }
 
 /// The query's pairs decoded, encoded again with only unreserved characters left as
@@ -453,12 +443,12 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_encoded_twice_with_dot_segments_removed() {
+    fn paths_are_encoded_twice_as_they_are() {
         assert_eq!(
             canonical_path("/v20190125/meshes/weird%20name%2F%C3%A9%3Ax"),
             "/v20190125/meshes/weird%2520name%252F%25C3%25A9%253Ax"
         );
-        assert_eq!(canonical_path("/a/./b/../c/"), "/a/c/");
+        assert_eq!(canonical_path("/a/./b/../c/"), "/a/./b/../c/");
         assert_eq!(canonical_path("/"), "/");
         assert_eq!(canonical_path(""), "/");
     }
