@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::model::validate::check_resource_name;
 use crate::model::{ResourceKey, ResourceKind, Spec, rules};
 use crate::store::{Store, StoreError, Write};
 
@@ -77,10 +78,15 @@ pub fn parse_resource(value: &Value) -> Result<(ResourceKey, Spec), String> {
         kind_of(object).ok_or("no meshName, virtualNodeName, … member names the resource")?;
     let mesh = text(object, "meshName").ok_or("meshName is missing")?;
     let name = text(object, kind.name_field()).ok_or("the resource's name is missing")?;
+    let named =
+        |value: &str, field: &str| check_resource_name(value, field).map_err(|err| err.to_string());
+    named(mesh, "meshName")?;
+    named(name, kind.name_field())?;
     let key = match kind.parent_kind() {
         Some(parent) => {
             let parent_name =
                 text(object, parent.name_field()).ok_or("the parent's name is missing")?;
+            named(parent_name, parent.name_field())?;
             ResourceKey::child(kind, mesh, parent_name, name)
         }
         None if kind == ResourceKind::Mesh => ResourceKey::mesh(mesh),

@@ -390,6 +390,68 @@ async fn mesh_validation_failures() {
     let fixture = Fixture::new().await;
     let mesh = format!("{MESHES}/m");
     let cases = vec![
+        // names: no control characters, no `/`, not `.` or `..`
+        create(
+            "name: a NUL",
+            MESHES,
+            json!({"meshName": "a\u{0}b"}),
+            "meshName",
+            "must not contain control characters",
+        ),
+        create(
+            "name: a newline",
+            MESHES,
+            json!({"meshName": "a\nb"}),
+            "meshName",
+            "must not contain control characters",
+        ),
+        create(
+            "name: a slash",
+            MESHES,
+            json!({"meshName": "a/b"}),
+            "meshName",
+            "must not contain /",
+        ),
+        create(
+            "name: .",
+            MESHES,
+            json!({"meshName": "."}),
+            "meshName",
+            "must not be . or ..",
+        ),
+        create(
+            "name: ..",
+            MESHES,
+            json!({"meshName": ".."}),
+            "meshName",
+            "must not be . or ..",
+        ),
+        create(
+            "name: a slash in a virtual service name",
+            SERVICES,
+            json!({"virtualServiceName": "s/x", "spec": service_spec()}),
+            "virtualServiceName",
+            "must not contain /",
+        ),
+        create(
+            "name: a tab in a route name",
+            ROUTES,
+            json!({"routeName": "a\tb", "spec": route_spec()}),
+            "routeName",
+            "must not contain control characters",
+        ),
+        get(
+            "name: an encoded newline in the path",
+            format!("{MESHES}/a%0Ab"),
+            "meshName",
+            "must not contain control characters",
+        ),
+        get(
+            "name: an encoded slash in the path",
+            format!("{MESHES}/a%2Fb"),
+            "meshName",
+            "must not contain /",
+        ),
         // length
         create(
             "length: meshName of 256",

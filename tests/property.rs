@@ -1633,12 +1633,13 @@ fn resource_name() -> Gen<String> {
     .boxed()
 }
 
-/// A virtual service name (`ServiceName`: no length limit).
+/// A virtual service name (`ServiceName`: no limit in the model, 255 characters in
+/// meshd, like every name).
 fn service_name() -> Gen<String> {
     prop_oneof![
         6 => "[a-z][a-z0-9-]{0,10}\\.[a-z]{2,8}\\.local",
         1 => "[a-zA-Z0-9][a-zA-Z0-9 ._~:@!$&'()*+,;=%-]{0,20}",
-        1 => Just("s".repeat(300)),
+        1 => Just("s".repeat(255)),
     ]
     .boxed()
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::spec::*;
-use crate::model::validate::{check_count, check_length, check_range};
+use crate::model::validate::{check_count, check_length, check_range, check_resource_name};
 use crate::model::{ResourceKind, Spec, Validate, rules};
 
 use super::error::ApiError;
@@ -176,11 +176,9 @@ fn check_objects(input: &Value, read: &Value, at: &str) -> Result<(), ApiError> 
     }
 }
 
-/// A resource name as the API model constrains it (`ResourceName`: 1 to 255
-/// characters; a virtual service's `ServiceName`, which the model leaves unbounded,
-/// likewise).
+/// A resource name, as [`check_resource_name`] constrains it.
 pub fn check_name(name: &str, field: &str) -> Result<(), ApiError> {
-    check_length(name, 1, 255, field)?;
+    check_resource_name(name, field)?;
     Ok(())
 }
 

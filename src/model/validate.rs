@@ -126,6 +126,24 @@ pub fn check_duration(duration: &Duration, at: &str) -> Result<(), FieldError> {
     ))
 }
 
+/// A resource's name: 1 to 255 characters (the model's `ResourceName`; a virtual
+/// service's `ServiceName` likewise), no control characters, no `/` (it separates the
+/// parts of ARNs and of Envoy node ids, so such a name could never be told apart or
+/// served), and not `.` or `..` (path segments that clients remove before they send).
+pub fn check_resource_name(value: &str, at: &str) -> Result<(), FieldError> {
+    check_length(value, 1, 255, at)?;
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(at, "must not contain control characters"));
+    }
+    if value.contains('/') {
+        return Err(FieldError::new(at, "must not contain /"));
+    }
+    if value == "." || value == ".." {
+        return Err(FieldError::new(at, "must not be . or .."));
+    }
+    Ok(())
+}
+
 /// The longest DNS name, in characters, not counting a trailing dot.
 pub const MAX_DNS_NAME: usize = 253;
 
