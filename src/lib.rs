@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod compile;
 pub mod definition;
+pub mod listen;
 pub mod model;
 pub mod server;
 pub mod store;

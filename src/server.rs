@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Account, App, Authentication, Verifier};
+use crate::listen::{self, ConnectionLimits};
 use crate::store::{Limits, Store, StoreConfig};
 use crate::xds::{Hub, XdsService};
 
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// How API requests are authenticated.
     pub authentication: Authentication,
+    /// The bounds of the API port's connections.
+    pub api_connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -51,6 +54,7 @@ impl ServerConfig {
             limits: Limits::default(),
             store: StoreConfig::Memory,
             authentication: Authentication::None,
+            api_connections: ConnectionLimits::default(),
         }
     }
 }
@@ -149,10 +153,9 @@ async fn serve(
     ));
     let router = api::served(routes, verifier);
     let stop_api = stop_rx.clone();
+    let api_connections = config.api_connections;
     tasks.push(tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop_api))
-            .await
+        listen::serve(listener, router, api_connections, stopped(stop_api)).await
     }));
 
     let service = XdsService::new(hub.clone()).with_shutdown(stop_rx.clone());
