@@ -3,6 +3,7 @@
 
 mod auth;
 mod credentials;
+mod duplicates;
 mod error;
 mod limits;
 mod pagination;

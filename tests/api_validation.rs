@@ -2389,6 +2389,22 @@ async fn malformed_bodies_are_bad_requests() {
             "tags",
             "the request body is not valid JSON",
         ),
+        // Duplicate keys: the last one would silently win.
+        (
+            MESHES.to_string(),
+            r#"{"meshName": "a", "meshName": "b"}"#,
+            "meshName: duplicate member",
+        ),
+        (
+            format!("{NODES}/n"),
+            r#"{"spec": {"listeners": [{"portMapping": {"port": 8080, "protocol": "http", "port": 9090}}], "serviceDiscovery": {"dns": {"hostname": "n.local"}}}}"#,
+            "spec.listeners[0].portMapping.port: duplicate member",
+        ),
+        (
+            format!("{NODES}/n"),
+            r#"{"spec": {"serviceDiscovery": {"dns": {"hostname": "n.local"}}, "serviceDiscovery": {}}}"#,
+            "spec.serviceDiscovery: duplicate member",
+        ),
     ];
     for (path, body, detail) in cases {
         let response = fixture

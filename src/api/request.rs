@@ -12,6 +12,7 @@ use crate::model::spec::*;
 use crate::model::validate::{check_count, check_length, check_range, check_resource_name};
 use crate::model::{ResourceKind, Spec, Validate, rules};
 
+use super::duplicates::duplicate_member;
 use super::error::ApiError;
 
 /// A request's query string, decoded.
@@ -63,6 +64,11 @@ impl Body {
     pub fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
+        }
+        if let Some(path) = duplicate_member(bytes) {
+            return Err(ApiError::bad_request(format!(
+                "{path}: duplicate member; each member may be given once"
+            )));
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|err| {
             ApiError::bad_request(format!("the request body is not valid JSON: {err}"))
