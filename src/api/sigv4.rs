@@ -584,7 +584,8 @@ mod tests {
         let date = "20261126T010000Z";
         let at = parse_amz_date(date).unwrap();
         assert!(check(date, at, authorization_header).is_ok());
-        let lenient: [(&str, fn(String) -> String); 6] = [
+        type Edit = fn(String) -> String;
+        let lenient: [(&str, Edit); 6] = [
             ("upper-case hex", |h| {
                 let (head, signature) = h.rsplit_once('=').unwrap();
                 format!("{head}={}", signature.to_ascii_uppercase())

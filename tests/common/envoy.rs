@@ -105,6 +105,18 @@ impl Envoy {
         mode: Mode,
         edit: impl FnOnce(String) -> String,
     ) -> Envoy {
+        Self::start_with_env(resource_arn, xds_endpoint, mode, &[], edit).await
+    }
+
+    /// [`Envoy::start_with`], with the App Mesh image's variables `env` also set for
+    /// `meshd bootstrap`.
+    pub async fn start_with_env(
+        resource_arn: &str,
+        xds_endpoint: &str,
+        mode: Mode,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
         require_envoy();
         let admin_port = free_port();
         let dir = scratch_dir(match mode {
@@ -120,7 +132,9 @@ impl Envoy {
             .env("APPMESH_XDS_ENDPOINT", xds_endpoint)
             .env("ENVOY_ADMIN_ACCESS_LOG_FILE", dir.join("admin_access.log"))
             .env_remove("ENVOY_INITIAL_FETCH_TIMEOUT")
-            .env_remove("ENVOY_ADMIN_ACCESS_PORT");
+            .env_remove("ENVOY_ADMIN_ACCESS_PORT")
+            .env_remove("APPMESH_SDS_SOCKET_PATH")
+            .envs(env.iter().copied());
         if mode == Mode::Delta {
             bootstrap.arg("--delta");
         }

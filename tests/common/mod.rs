@@ -5,6 +5,7 @@ pub mod envoy;
 pub mod etcd;
 pub mod process;
 pub mod sdk;
+pub mod sds;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
