@@ -175,3 +175,136 @@ async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(second.status(), 200);
 }
+
+/// Starts meshd's API with `limits` on its connections.
+async fn start_with_connection_limits(
+    limits: meshd::listen::ConnectionLimits,
+) -> meshd::server::RunningServer {
+    let account = meshd::api::Account {
+        region: common::REGION.into(),
+        account_id: common::ACCOUNT_ID.into(),
+    };
+    let config = meshd::server::ServerConfig {
+        api_connections: limits,
+        ..meshd::server::ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    meshd::server::start(config).await.unwrap()
+}
+
+/// Whether the server has closed `stream` (a read sees the end, or a reset).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut byte)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// Many idle connections and slowloris connections (a request head sent a byte at a
+/// time) at once: the limit holds, the idle ones are closed first to make room, and a
+/// well-behaved client is served within a second all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_do_not_lock_out_a_well_behaved_client() {
+    let limits = meshd::listen::ConnectionLimits {
+        max_connections: 64,
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
+    let server = start_with_connection_limits(limits).await;
+    let addr = server.api_addr;
+
+    // 300 connections that never send anything, well over the limit.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // 30 slowloris connections, each sending a little of a request head now and then.
+    let slowloris = tokio::spawn(async move {
+        let mut streams = Vec::new();
+        for _ in 0..30 {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+                let _ = stream
+                    .write_all(b"GET /v20190125/meshes HTTP/1.1\r\n")
+                    .await;
+                streams.push(stream);
+            }
+        }
+        for round in 0.. {
+            for stream in &mut streams {
+                let _ = stream
+                    .write_all(format!("x-{round}: y\r\n").as_bytes())
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(1), async {
+            exchange(
+                addr,
+                b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n",
+                b"",
+            )
+            .await
+        })
+        .await
+        .expect("a well-behaved client is served within a second");
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The oldest idle connections were closed to make room.
+    let mut closed = 0;
+    for stream in idle.iter_mut().take(100) {
+        if closed_by_server(stream, Duration::from_millis(50)).await {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 90,
+        "only {closed} of the 100 oldest idle connections were closed"
+    );
+    slowloris.abort();
+}
+
+/// A request head that does not arrive within the header timeout, and a connection
+/// idle for longer than the idle timeout, are closed.
+#[tokio::test]
+async fn slow_heads_and_idle_connections_are_closed_after_their_timeouts() {
+    let limits = meshd::listen::ConnectionLimits {
+        max_connections: 64,
+        header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+    };
+    let server = start_with_connection_limits(limits).await;
+    let addr = server.api_addr;
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut slow, Duration::from_secs(4)).await,
+        "the slow head's connection was not closed"
+    );
+
+    // A kept-alive connection that served a request, then went quiet.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = kept.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    assert!(
+        closed_by_server(&mut kept, Duration::from_secs(6)).await,
+        "the idle connection was not closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early"
+    );
+}
