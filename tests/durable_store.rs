@@ -1031,7 +1031,12 @@ async fn create_large_mesh(client: &Client, name: &str) -> Result<(), String> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|err| err.into_service_error().code().unwrap_or("none").to_string())
+        .map_err(|err| {
+            err.into_service_error()
+                .code()
+                .unwrap_or("none")
+                .to_string()
+        })
 }
 
 /// When the disk fills up, writes fail with `ServiceUnavailableException` and change
@@ -1081,6 +1086,9 @@ async fn writes_work_again_once_a_full_disk_has_space() {
     let mut stored = mesh_names(&client).await;
     stored.sort();
     acknowledged.sort();
-    assert_eq!(stored, acknowledged, "every acknowledged write, and only those");
+    assert_eq!(
+        stored, acknowledged,
+        "every acknowledged write, and only those"
+    );
     server.shutdown().await.unwrap();
 }
