@@ -45,6 +45,10 @@ STRUCT_CHECKS = {
     # Envoy accepts durations of at most 9,223,372,035 s.
     "Duration": "check_duration(self, at)?;",
 }
+# Gateway shapes that the API model defines as copies of node shapes: each gets a
+# generated `From` conversion into its node twin (member by member, checked here to have
+# the same members, kinds and enum values), so the compiler shares one TLS code path.
+TWINS = [("VirtualGatewayListenerTls", "ListenerTls"), ("VirtualGatewayClientPolicy", "ClientPolicy")]
 KEYWORDS = {"type", "match", "ref", "move", "box", "in", "loop", "struct", "enum", "fn", "mod", "use", "self", "override"}
 
 
@@ -208,6 +212,70 @@ def main():
         if name in STRUCT_CHECKS:
             w(f"        {STRUCT_CHECKS[name]}\n")
         w("        let _ = at;\n        Ok(())\n    }\n}\n\n")
+
+    twin_conversions(shapes, w)
+
+
+def twin_conversions(shapes, w):
+    """Writes `impl From<&A> for B` for every structure pair reachable from TWINS, and
+    `impl From<A> for B` for every enum pair; fails if a pair differs in shape."""
+    done = set()
+
+    def primitive(name):
+        t = shapes[name]["type"]
+        if t == "list":
+            return primitive(shapes[name]["member"]["shape"])
+        return t in ("string", "integer", "long", "boolean") and "enum" not in shapes[name]
+
+    def pair(a, b):
+        if (a, b) in done or a == b:
+            return
+        done.add((a, b))
+        A, B = shapes[a], shapes[b]
+        if A["type"] != B["type"]:
+            raise SystemExit(f"twins {a} and {b} differ in type")
+        if "enum" in A:
+            if A["enum"] != B.get("enum"):
+                raise SystemExit(f"twins {a} and {b} differ in values")
+            w(f"impl From<{a}> for {b} {{\n    fn from(value: {a}) -> Self {{\n        match value {{\n")
+            for value in A["enum"]:
+                w(f"            {a}::{variant(value)} => {b}::{variant(value)},\n")
+            w("        }\n    }\n}\n\n")
+            return
+        if A["type"] != "structure":
+            return
+        ma, mb = A["members"], B["members"]
+        union = A.get("union", False)
+        required = set(A.get("required", [])) if not union else set()
+        if set(ma) != set(mb) or required != (set(B.get("required", [])) if not B.get("union") else set()):
+            raise SystemExit(f"twins {a} and {b} differ in members")
+        fields = []
+        for member, spec in ma.items():
+            sa, sb = spec["shape"], mb[member]["shape"]
+            field = snake(member)
+            opt = member not in required
+            if sa == sb or (primitive(sa) and primitive(sb)):
+                expr = f"value.{field}.clone()"
+            elif shapes[sa]["type"] == "structure":
+                pair(sa, sb)
+                expr = f"value.{field}.as_ref().map(Into::into)" if opt else f"(&value.{field}).into()"
+            elif "enum" in shapes[sa]:
+                pair(sa, sb)
+                expr = f"value.{field}.map(Into::into)" if opt else f"value.{field}.into()"
+            elif shapes[sa]["type"] == "list":
+                pair(shapes[sa]["member"]["shape"], shapes[sb]["member"]["shape"])
+                items = "iter().map(Into::into).collect()"
+                expr = f"value.{field}.as_ref().map(|items| items.{items})" if opt else f"value.{field}.{items}"
+            else:
+                raise SystemExit(f"twins {a}.{member} and {b}.{member}: unsupported")
+            fields.append(f"            {field}: {expr},\n")
+        w(f"impl From<&{a}> for {b} {{\n    fn from(value: &{a}) -> Self {{\n        {b} {{\n")
+        for f in fields:
+            w(f)
+        w("        }\n    }\n}\n\n")
+
+    for a, b in TWINS:
+        pair(a, b)
 
 
 if __name__ == "__main__":

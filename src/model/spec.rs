@@ -4115,3 +4115,147 @@ impl Validate for TagRef {
         Ok(())
     }
 }
+
+impl From<&VirtualGatewayListenerTlsAcmCertificate> for ListenerTlsAcmCertificate {
+    fn from(value: &VirtualGatewayListenerTlsAcmCertificate) -> Self {
+        ListenerTlsAcmCertificate {
+            certificate_arn: value.certificate_arn.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsFileCertificate> for ListenerTlsFileCertificate {
+    fn from(value: &VirtualGatewayListenerTlsFileCertificate) -> Self {
+        ListenerTlsFileCertificate {
+            certificate_chain: value.certificate_chain.clone(),
+            private_key: value.private_key.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsSdsCertificate> for ListenerTlsSdsCertificate {
+    fn from(value: &VirtualGatewayListenerTlsSdsCertificate) -> Self {
+        ListenerTlsSdsCertificate {
+            secret_name: value.secret_name.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsCertificate> for ListenerTlsCertificate {
+    fn from(value: &VirtualGatewayListenerTlsCertificate) -> Self {
+        ListenerTlsCertificate {
+            acm: value.acm.as_ref().map(Into::into),
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<VirtualGatewayListenerTlsMode> for ListenerTlsMode {
+    fn from(value: VirtualGatewayListenerTlsMode) -> Self {
+        match value {
+            VirtualGatewayListenerTlsMode::Strict => ListenerTlsMode::Strict,
+            VirtualGatewayListenerTlsMode::Permissive => ListenerTlsMode::Permissive,
+            VirtualGatewayListenerTlsMode::Disabled => ListenerTlsMode::Disabled,
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextFileTrust> for TlsValidationContextFileTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextFileTrust) -> Self {
+        TlsValidationContextFileTrust {
+            certificate_chain: value.certificate_chain.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextSdsTrust> for TlsValidationContextSdsTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextSdsTrust) -> Self {
+        TlsValidationContextSdsTrust {
+            secret_name: value.secret_name.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsValidationContextTrust> for ListenerTlsValidationContextTrust {
+    fn from(value: &VirtualGatewayListenerTlsValidationContextTrust) -> Self {
+        ListenerTlsValidationContextTrust {
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsValidationContext> for ListenerTlsValidationContext {
+    fn from(value: &VirtualGatewayListenerTlsValidationContext) -> Self {
+        ListenerTlsValidationContext {
+            subject_alternative_names: value.subject_alternative_names.clone(),
+            trust: (&value.trust).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTls> for ListenerTls {
+    fn from(value: &VirtualGatewayListenerTls) -> Self {
+        ListenerTls {
+            certificate: (&value.certificate).into(),
+            mode: value.mode.into(),
+            validation: value.validation.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientTlsCertificate> for ClientTlsCertificate {
+    fn from(value: &VirtualGatewayClientTlsCertificate) -> Self {
+        ClientTlsCertificate {
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextAcmTrust> for TlsValidationContextAcmTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextAcmTrust) -> Self {
+        TlsValidationContextAcmTrust {
+            certificate_authority_arns: value.certificate_authority_arns.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextTrust> for TlsValidationContextTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextTrust) -> Self {
+        TlsValidationContextTrust {
+            acm: value.acm.as_ref().map(Into::into),
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContext> for TlsValidationContext {
+    fn from(value: &VirtualGatewayTlsValidationContext) -> Self {
+        TlsValidationContext {
+            subject_alternative_names: value.subject_alternative_names.clone(),
+            trust: (&value.trust).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientPolicyTls> for ClientPolicyTls {
+    fn from(value: &VirtualGatewayClientPolicyTls) -> Self {
+        ClientPolicyTls {
+            certificate: value.certificate.as_ref().map(Into::into),
+            enforce: value.enforce.clone(),
+            ports: value.ports.clone(),
+            validation: (&value.validation).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientPolicy> for ClientPolicy {
+    fn from(value: &VirtualGatewayClientPolicy) -> Self {
+        ClientPolicy {
+            tls: value.tls.as_ref().map(Into::into),
+        }
+    }
+}
