@@ -87,42 +87,48 @@ async fn http_layer_refusals_have_the_app_mesh_error_shape() {
     let server = common::start_server().await;
     let addr = server.api_addr;
 
-    // A body over the limit.
     let body = vec![b' '; 3 << 20];
-    let head = format!(
-        "PUT /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    exchange(addr, head.as_bytes(), &body)
-        .await
-        .assert_app_mesh_error(413, "BadRequestException");
-
-    // A path that is not UTF-8 once decoded.
-    exchange(
-        addr,
-        b"GET /v20190125/meshes/%FF%FE HTTP/1.1\r\nhost: meshd\r\n",
-        b"",
-    )
-    .await
-    .assert_app_mesh_error(400, "BadRequestException");
-
-    // A URI too long.
-    let head = format!(
-        "GET /v20190125/meshes?nextToken={} HTTP/1.1\r\nhost: meshd\r\n",
-        "a".repeat(20_000)
-    );
-    exchange(addr, head.as_bytes(), b"")
-        .await
-        .assert_app_mesh_error(414, "BadRequestException");
-
-    // Headers too large.
-    let head = format!(
-        "GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\nx-large: {}\r\n",
-        "a".repeat(100_000)
-    );
-    exchange(addr, head.as_bytes(), b"")
-        .await
-        .assert_app_mesh_error(431, "BadRequestException");
+    let cases: [(&str, String, &[u8], u16); 4] = [
+        (
+            "a body over the limit",
+            format!(
+                "PUT /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            ),
+            &body,
+            413,
+        ),
+        (
+            "a path that is not UTF-8 once decoded",
+            "GET /v20190125/meshes/%FF%FE HTTP/1.1\r\nhost: meshd\r\n".to_string(),
+            b"",
+            400,
+        ),
+        (
+            "a URI too long",
+            format!(
+                "GET /v20190125/meshes?nextToken={} HTTP/1.1\r\nhost: meshd\r\n",
+                "a".repeat(20_000)
+            ),
+            b"",
+            414,
+        ),
+        (
+            "headers too large",
+            format!(
+                "GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\nx-large: {}\r\n",
+                "a".repeat(100_000)
+            ),
+            b"",
+            431,
+        ),
+    ];
+    for (what, head, body, status) in cases {
+        eprintln!("{what}");
+        exchange(addr, head.as_bytes(), body)
+            .await
+            .assert_app_mesh_error(status, "BadRequestException");
+    }
 
     still_serves(addr).await;
 }

