@@ -12,10 +12,10 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve(*args).await,
-        Command::Compile(args) => compile(&args),
-        Command::Bootstrap(args) => bootstrap(&args),
+        Command::Compile(args) => compile(&args).map_err(Into::into),
+        Command::Bootstrap(args) => bootstrap(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -71,7 +71,7 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
+async fn serve(args: meshd::cli::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let server = meshd::server::start(args.server_config()).await?;
     tracing::info!(api_addr = %server.api_addr, "meshd is serving the App Mesh API on http://{}", server.api_addr);
     if let Some(xds_addr) = server.xds_addr {
@@ -79,7 +79,7 @@ async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
-    server.shutdown().await
+    Ok(server.shutdown().await?)
 }
 
 async fn shutdown_signal() {

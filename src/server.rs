@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, Account, App, Authentication, Verifier};
+use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
 use crate::listen::{self, ConnectionLimits};
-use crate::store::{Limits, Store, StoreConfig};
+use crate::store::{Limits, OpenError, Store, StoreConfig};
 use crate::xds::{Hub, XdsService};
 
 /// What a meshd server needs to start.
@@ -85,21 +85,38 @@ impl RunningServer {
     }
 }
 
+/// Why meshd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The credentials file of `--auth sigv4` cannot be used.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    /// Opening the store did not finish (its thread panicked or the runtime stopped).
+    #[error("opening the store did not finish: {0}")]
+    Interrupted(#[from] tokio::task::JoinError),
+    /// A listener cannot be bound.
+    #[error("cannot serve {what} on {address}: {source}")]
+    Bind {
+        /// Which server (`the API`, `xDS`).
+        what: &'static str,
+        /// The address or socket path.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Opens the configured store (loading back what a durable one holds), binds the
-/// listeners and starts serving. A store that cannot be opened is an error whose
-/// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
-pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+/// listeners and starts serving.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // A credentials file that cannot be used stops meshd before it opens anything.
-    let verifier = config
-        .authentication
-        .verifier(&config.account.region)
-        .map_err(std::io::Error::other)?;
+    let verifier = config.authentication.verifier(&config.account.region)?;
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)?;
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits)).await??;
     if let StoreConfig::Embedded { data_dir } = &config.store {
         let snapshot = store.snapshot();
         tracing::info!(
@@ -124,7 +141,7 @@ async fn serve(
     config: ServerConfig,
     store: Arc<Store>,
     verifier: Option<Verifier>,
-) -> std::io::Result<RunningServer> {
+) -> Result<RunningServer, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let hub = Hub::new(store.clone(), config.debounce);
     let mut tasks = Vec::new();
@@ -137,8 +154,19 @@ async fn serve(
         }));
     }
 
-    let listener = TcpListener::bind(config.api_addr).await?;
-    let api_addr = listener.local_addr()?;
+    let bind_error = |what, address: String| {
+        move |source| StartError::Bind {
+            what,
+            address,
+            source,
+        }
+    };
+    let listener = TcpListener::bind(config.api_addr)
+        .await
+        .map_err(bind_error("the API", config.api_addr.to_string()))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(bind_error("the API", config.api_addr.to_string()))?;
     let app = App {
         store: store.clone(),
         account: Arc::new(config.account),
@@ -161,8 +189,14 @@ async fn serve(
     let service = XdsService::new(hub.clone()).with_shutdown(stop_rx.clone());
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
-        let listener = TcpListener::bind(addr).await?;
-        xds_addr = Some(listener.local_addr()?);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(bind_error("xDS", addr.to_string()))?;
+        xds_addr = Some(
+            listener
+                .local_addr()
+                .map_err(bind_error("xDS", addr.to_string()))?,
+        );
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let service = service.clone();
         let stop = stop_rx.clone();
@@ -175,7 +209,8 @@ async fn serve(
     }
     if let Some(path) = config.xds_uds.clone() {
         let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path)?;
+        let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(bind_error("xDS", path.display().to_string()))?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
