@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -74,6 +74,8 @@ struct Connection {
     idle_since: Mutex<Instant>,
     /// Told to close (to make room, or because the server stops).
     close: Notify,
+    /// Chosen to make room: no longer counted against the limit, never chosen again.
+    closing: AtomicBool,
 }
 
 impl Connection {
@@ -82,6 +84,7 @@ impl Connection {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
             close: Notify::new(),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -120,16 +123,18 @@ impl Connections {
     /// longest if the limit is reached. `false` when every connection is busy.
     fn make_room(&self, max: usize) -> bool {
         let open = self.open.lock();
-        if open.len() < max {
+        let counted = || open.values().filter(|c| !c.closing.load(Ordering::Acquire));
+        if counted().count() < max {
             return true;
         }
-        let longest_idle = open
-            .values()
+        let longest_idle = counted()
             .filter_map(|c| c.idle().map(|since| (since, c)))
             .min_by_key(|(since, _)| *since);
         match longest_idle {
             Some((_, connection)) => {
-                // It leaves the table when its task ends, a moment later.
+                // It leaves the table when its task ends, a moment later; it no longer
+                // counts, and is not chosen again.
+                connection.closing.store(true, Ordering::Release);
                 connection.close.notify_one();
                 true
             }

@@ -314,3 +314,44 @@ async fn slow_heads_and_idle_connections_are_closed_after_their_timeouts() {
         "closed too early"
     );
 }
+
+/// Under an open-files limit of 1,024, 1,100 idle connections to the real `meshd serve`
+/// do not make API requests fail: its connection limit stays below the open-files limit,
+/// and the idle connections are closed to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_flood_under_an_open_files_limit_does_not_stop_the_api() {
+    // This test's own side of 1,100 connections needs more than 1,024 descriptors.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    )
+    .expect("the open-files limit can be raised to its maximum");
+    let meshd = common::process::MeshdProcess::start_under(
+        &["prlimit", "--nofile=1024:1024", "--"],
+        &["--store", "memory", "--xds-addr", "127.0.0.1:0"],
+    )
+    .await;
+    let addr = meshd.api;
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(Duration::from_secs(1), async {
+            exchange(
+                addr,
+                b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n",
+                b"",
+            )
+            .await
+        })
+        .await
+        .expect("an API request is served within a second");
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    drop(idle);
+}
