@@ -3,8 +3,11 @@
 
 mod auth;
 mod credentials;
+mod duplicates;
 mod error;
+mod limits;
 mod pagination;
+mod path;
 mod render;
 mod request;
 mod resources;
@@ -327,8 +330,10 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// `routes` (the API's and any others on its port) as served: behind the signature
-/// check when there is a `verifier`, every answer (refusals too) with a request id.
+/// `routes` (the API's and any others on its port) as served: paths with dot segments
+/// refused first, then behind the signature check when there is a `verifier`; every
+/// error answer in App Mesh's shape (a handler's panic too, as a 500), every answer
+/// (refusals too) with a request id.
 pub fn served(routes: Router, verifier: Option<Verifier>) -> Router {
     let routes = match verifier {
         Some(verifier) => routes.layer(middleware::from_fn_with_state(
@@ -337,5 +342,12 @@ pub fn served(routes: Router, verifier: Option<Verifier>) -> Router {
         )),
         None => routes,
     };
-    routes.layer(middleware::from_fn(request_id))
+    routes
+        .layer(middleware::from_fn(path::refuse_dot_segments))
+        .layer(middleware::from_fn(limits::within_limits))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
+        .layer(middleware::from_fn(error::in_app_mesh_shape))
+        .layer(middleware::from_fn(request_id))
 }

@@ -100,6 +100,9 @@ pub struct BootstrapSettings {
     pub stats_tags: bool,
     /// Incremental (delta) xDS instead of state of the world.
     pub delta: bool,
+    /// The SDS server's Unix socket (`APPMESH_SDS_SOCKET_PATH`, e.g. SPIRE's agent),
+    /// from which listeners and clusters with SDS certificates fetch their secrets.
+    pub sds_socket: Option<String>,
     /// How Envoy proves to meshd who it is, and checks who meshd is.
     pub credentials: XdsCredentials,
 }
@@ -183,6 +186,7 @@ impl BootstrapSettings {
             initial_fetch_timeout_seconds: number("ENVOY_INITIAL_FETCH_TIMEOUT", 0)?,
             stats_tags: first(&["ENABLE_ENVOY_STATS_TAGS"]).is_some_and(|v| truthy(&v)),
             delta: overrides.delta,
+            sds_socket: first(&["APPMESH_SDS_SOCKET_PATH"]),
             credentials: XdsCredentials::from_env(&first, overrides)?,
         })
     }
@@ -399,6 +403,11 @@ pub fn bootstrap(settings: &BootstrapSettings) -> Value {
         && let Some(socket) = xds_transport_socket(&settings.credentials, host)
     {
         bootstrap["static_resources"]["clusters"][0]["transport_socket"] = socket;
+    }
+    if let Some(path) = &settings.sds_socket
+        && let Some(clusters) = bootstrap["static_resources"]["clusters"].as_array_mut()
+    {
+        clusters.push(crate::compile::json::sds_cluster(path));
     }
     if settings.stats_tags
         && let Some((mesh, kind, name)) = mesh_resource(&settings.node_id)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{Account, Authentication};
+use crate::listen::ConnectionLimits;
 use crate::net::ListenerLimits;
 use crate::server::{ServerConfig, XdsConfig, XdsTls};
 use crate::store::{EtcdAccess, Limits, StoreConfig};
@@ -286,6 +287,10 @@ pub struct ServeArgs {
     /// Most routes per virtual router, and gateway routes per virtual gateway.
     #[arg(long, env = "MESHD_LIMIT_ROUTES_PER_PARENT", default_value_t = Limits::default().routes_per_parent)]
     pub limit_routes_per_parent: usize,
+    /// Most connections the API port holds at once (default: 4096, or fewer to stay 256
+    /// below the open-files limit); at the limit the connection idle the longest is closed.
+    #[arg(long, env = "MESHD_API_MAX_CONNECTIONS")]
+    pub api_max_connections: Option<usize>,
     /// Where resources are kept: `embedded` (durable, in --data-dir), `memory` (lost on
     /// exit) or `etcd` (shared by replicas, at --etcd-endpoints).
     #[arg(long, env = "MESHD_STORE", value_enum, default_value_t = StoreKind::Embedded)]
@@ -423,6 +428,12 @@ impl ServeArgs {
                         password: self.etcd_password.clone(),
                     },
                 },
+            },
+            api_connections: ConnectionLimits {
+                max_connections: self
+                    .api_max_connections
+                    .unwrap_or_else(crate::listen::default_max_connections),
+                ..ConnectionLimits::default()
             },
             authentication: match self.auth {
                 AuthKind::None => Authentication::None,

@@ -1,7 +1,10 @@
 //! The compiler: a pure function from a store snapshot and a proxy's identity to that
 //! proxy's Envoy resources (listeners, clusters, route configurations, endpoints), as
-//! App Mesh's managed control plane produced them. No async, no locks, no clock: the
+//! App Mesh's managed control plane produced them. No async, no I/O, no clock: the
 //! same snapshot always compiles to the same bytes, and versions are content hashes.
+//! (The caches that one pass shares between the proxies it compiles on several threads,
+//! `shared.rs` and `shared_services.rs`, sit behind locks; what they hold depends only on
+//! the snapshot.)
 //!
 //! `docs/envoy-mapping.md` is the specification of the mapping.
 

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::model::validate::{FieldError, check_resource_name};
 use crate::model::{ResourceKey, ResourceKind, Spec, rules};
 use crate::store::{Store, StoreError, Write};
 
@@ -14,15 +15,15 @@ pub enum DefinitionError {
     /// The file is not a JSON list of objects.
     #[error("a mesh definition is a JSON list of App Mesh resources: {0}")]
     Shape(String),
-    /// A resource's spec is invalid.
-    #[error("resource {index} ({key}): {message}")]
+    /// A resource cannot be read, or its names or spec are invalid.
+    #[error("resource {index} ({key}): {source}")]
     Invalid {
         /// Position in the list.
         index: usize,
         /// Which resource.
         key: String,
         /// What is wrong.
-        message: String,
+        source: ResourceError,
     },
     /// The store refused a resource.
     #[error("resource {index} ({key}): {source}")]
@@ -67,24 +68,52 @@ fn text<'a>(object: &'a serde_json::Map<String, Value>, field: &str) -> Option<&
     object.get(field).and_then(Value::as_str)
 }
 
+/// Why one resource of a definition cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    /// It is not a JSON object.
+    #[error("a resource is a JSON object")]
+    NotAnObject,
+    /// No name member says what kind of resource it is.
+    #[error("no meshName, virtualNodeName, … member names the resource")]
+    NoKind,
+    /// A name member it needs is missing.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    /// A name or the spec breaks a rule of the API (the field path says which).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+}
+
+/// Why [`put`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The resource cannot be read.
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Parses one resource into its key and validated spec (defaults filled in).
-pub fn parse_resource(value: &Value) -> Result<(ResourceKey, Spec), String> {
-    let mut object = value.as_object().ok_or("a resource is a JSON object")?;
+pub fn parse_resource(value: &Value) -> Result<(ResourceKey, Spec), ResourceError> {
+    let mut object = value.as_object().ok_or(ResourceError::NotAnObject)?;
     for (wrapper, _) in WRAPPERS {
         if let Some(inner) = object.get(wrapper).and_then(Value::as_object) {
             object = inner;
         }
     }
-    let kind =
-        kind_of(object).ok_or("no meshName, virtualNodeName, … member names the resource")?;
-    let mesh = text(object, "meshName").ok_or("meshName is missing")?;
-    let name = text(object, kind.name_field()).ok_or("the resource's name is missing")?;
+    let kind = kind_of(object).ok_or(ResourceError::NoKind)?;
+    let named = |field: &'static str| -> Result<&str, ResourceError> {
+        let value = text(object, field).ok_or(ResourceError::Missing(field))?;
+        check_resource_name(value, field)?;
+        Ok(value)
+    };
+    let mesh = named("meshName")?;
+    let name = named(kind.name_field())?;
     let key = match kind.parent_kind() {
-        Some(parent) => {
-            let parent_name =
-                text(object, parent.name_field()).ok_or("the parent's name is missing")?;
-            ResourceKey::child(kind, mesh, parent_name, name)
-        }
+        Some(parent) => ResourceKey::child(kind, mesh, named(parent.name_field())?, name),
         None if kind == ResourceKind::Mesh => ResourceKey::mesh(mesh),
         None => ResourceKey::in_mesh(kind, mesh, name),
     };
@@ -93,15 +122,15 @@ pub fn parse_resource(value: &Value) -> Result<(ResourceKey, Spec), String> {
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
     let mut spec = parse_spec(kind, spec_value)?;
-    rules::validate_spec(&spec, "spec").map_err(|e| e.to_string())?;
+    rules::validate_spec(&spec, "spec")?;
     rules::fill_defaults(&mut spec);
     Ok((key, spec))
 }
 
-fn parse_spec(kind: ResourceKind, value: Value) -> Result<Spec, String> {
-    fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+fn parse_spec(kind: ResourceKind, value: Value) -> Result<Spec, FieldError> {
+    fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, FieldError> {
         serde_path_to_error::deserialize(value)
-            .map_err(|e| format!("spec.{}: {}", e.path(), e.inner()))
+            .map_err(|e| FieldError::new(format!("spec.{}", e.path()), e.inner().to_string()))
     }
     Ok(match kind {
         ResourceKind::Mesh => Spec::Mesh(typed(value)?),
@@ -116,7 +145,7 @@ fn parse_spec(kind: ResourceKind, value: Value) -> Result<Spec, String> {
 
 /// Creates the resource `value` describes (in the definition format), or replaces the
 /// spec of the existing one; returns its key.
-pub fn put(store: &Store, value: &Value) -> Result<ResourceKey, String> {
+pub fn put(store: &Store, value: &Value) -> Result<ResourceKey, PutError> {
     let (key, spec) = parse_resource(value)?;
     let write = if store.snapshot().get(&key).is_some() {
         Write::Update {
@@ -130,7 +159,7 @@ pub fn put(store: &Store, value: &Value) -> Result<ResourceKey, String> {
             tags: Vec::new(),
         }
     };
-    store.apply(write, None).map_err(|err| err.to_string())?;
+    store.apply(write, None)?;
     Ok(key)
 }
 
@@ -140,10 +169,10 @@ pub fn load(store: &Store, definition: &Value) -> Result<usize, DefinitionError>
         .as_array()
         .ok_or_else(|| DefinitionError::Shape("the top level is not a list".into()))?;
     for (index, item) in items.iter().enumerate() {
-        let (key, spec) = parse_resource(item).map_err(|message| DefinitionError::Invalid {
+        let (key, spec) = parse_resource(item).map_err(|source| DefinitionError::Invalid {
             index,
             key: item.to_string().chars().take(80).collect(),
-            message,
+            source,
         })?;
         let label = key.to_string();
         store

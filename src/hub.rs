@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compile::{Compiled, ProxyId};
+use crate::compile::{Compiled, ProxyConfig, ProxyId, check_references};
 use crate::store::Store;
 use crate::xds::{Interner, ProxySnapshot};
 
@@ -35,6 +35,20 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
 /// made right after the previous one reached the proxies does not wait for long.
 fn push_window(took: Duration, longest: Duration) -> Duration {
     took.saturating_mul(2).min(longest)
+}
+
+/// Whether `config` passes meshd's reference check ([`check_references`]); logs each
+/// dangling reference when it does not. Only a configuration that passes is published.
+fn passes_check(proxy: &ProxyId, config: &ProxyConfig) -> bool {
+    match check_references(config) {
+        Ok(()) => true,
+        Err(dangling) => {
+            for reference in &dangling {
+                tracing::error!(%proxy, "not publishing a configuration that fails the reference check: {reference}");
+            }
+            false
+        }
+    }
 }
 
 /// What one publication did.
@@ -127,6 +141,13 @@ impl Hub {
         let mut compiled = self.compiled.lock();
         let mut held = self.proxies.entry(proxy.clone()).or_insert_with(|| {
             let config = compiled.get(proxy);
+            // A configuration that fails the check is not sent; the proxy starts with
+            // nothing (as one whose resource does not exist yet).
+            let config = if passes_check(proxy, &config) {
+                config
+            } else {
+                Arc::new(ProxyConfig::default())
+            };
             Held {
                 sender: watch::channel(Arc::new(self.interner.snapshot(&config))).0,
                 holders: 0,
@@ -237,13 +258,10 @@ impl Hub {
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
         for proxy in &affected {
-            if let Some(held) = self.proxies.get(proxy) {
-                let config = compiled.get(proxy);
-                let encoded = Arc::new(self.interner.snapshot(&config));
-                if **held.sender.borrow() != *encoded {
-                    held.sender.send_replace(encoded);
-                    pushed += 1;
-                }
+            if let Some(held) = self.proxies.get(proxy)
+                && self.offer(&held.sender, proxy, &compiled.get(proxy))
+            {
+                pushed += 1;
             }
         }
         self.publications.fetch_add(1, Ordering::Relaxed);
@@ -265,6 +283,26 @@ impl Hub {
             recompiled: affected.len(),
             took,
         }
+    }
+
+    /// Sends `config` to `proxy`'s streams through `sender`, unless they hold it
+    /// already or it fails the reference check (then the proxy keeps what it has, and
+    /// the failure is logged); says whether it was sent.
+    fn offer(
+        &self,
+        sender: &watch::Sender<Arc<ProxySnapshot>>,
+        proxy: &ProxyId,
+        config: &ProxyConfig,
+    ) -> bool {
+        if !passes_check(proxy, config) {
+            return false;
+        }
+        let encoded = Arc::new(self.interner.snapshot(config));
+        if **sender.borrow() == *encoded {
+            return false;
+        }
+        sender.send_replace(encoded);
+        true
     }
 
     /// The current snapshot of `proxy`, if a stream holds it.
@@ -334,6 +372,54 @@ mod tests {
         })
         .await
         .expect("the burst's last state is pushed");
+    }
+
+    /// A configuration that fails meshd's own reference check is never published: the
+    /// proxy keeps the last one that passed.
+    #[test]
+    fn a_configuration_with_a_dangling_reference_is_not_published() {
+        use envoy_types::pb::envoy::config::route::v3::{
+            Route, RouteAction, RouteConfiguration, VirtualHost, route, route_action,
+        };
+        let store = Arc::new(Store::in_memory(Default::default()));
+        crate::definition::put(&store, &serde_json::json!({"meshName": "m"})).unwrap();
+        node_on_port(&store, 8000);
+        let hub = Hub::new(store.clone(), Duration::ZERO, Duration::ZERO);
+        let proxy = ProxyId::virtual_node("m", "a");
+        let lease = hub.watch(&proxy);
+        let mut pushed = lease.updates.clone();
+        let before = pushed.borrow_and_update().clone();
+        assert!(before.exists);
+
+        let mut dangling = compile_proxy(&store.snapshot(), &proxy);
+        dangling.route_configs.insert(
+            "rds_broken".into(),
+            RouteConfiguration {
+                name: "rds_broken".into(),
+                virtual_hosts: vec![VirtualHost {
+                    name: "all".into(),
+                    domains: vec!["*".into()],
+                    routes: vec![Route {
+                        action: Some(route::Action::Route(RouteAction {
+                            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                                "cds_no_such_cluster".into(),
+                            )),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        let held = hub.proxies.get(&proxy).unwrap();
+        assert!(
+            !hub.offer(&held.sender, &proxy, &dangling),
+            "it was published"
+        );
+        assert!(!pushed.has_changed().unwrap());
+        assert_eq!(*pushed.borrow(), before);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compile;
 pub mod definition;
 pub mod hub;
+pub mod listen;
 pub mod model;
 pub mod net;
 pub mod server;

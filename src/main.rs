@@ -12,12 +12,12 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve(*args).await,
-        Command::Compile(args) => compile(&args),
-        Command::Bootstrap(args) => bootstrap(&args),
-        Command::Apply(args) => apply(&args).await,
-        Command::Export(args) => export(&args).await,
+        Command::Compile(args) => compile(&args).map_err(Into::into),
+        Command::Bootstrap(args) => bootstrap(&args).map_err(Into::into),
+        Command::Apply(args) => apply(&args).await.map_err(Into::into),
+        Command::Export(args) => export(&args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -107,7 +107,7 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
+async fn serve(args: meshd::cli::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The connection limits, not the open-files limit, decide how many connections
     // meshd holds.
     match meshd::net::raise_open_files_limit() {
@@ -121,7 +121,7 @@ async fn serve(args: meshd::cli::ServeArgs) -> std::io::Result<()> {
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
-    server.shutdown().await
+    Ok(server.shutdown().await?)
 }
 
 async fn shutdown_signal() {

@@ -14,11 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::access::{AccessConfig, Gate};
-use crate::api::{self, Account, App, Authentication, Verifier};
+use crate::access::{AccessConfig, Gate, TokenFileError};
+use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
 use crate::hub::Hub;
-use crate::net::{ListenerLimits, ListenerStats, ServerTls, serve_connections};
-use crate::store::{Limits, Store, StoreConfig};
+use crate::listen::{self, ConnectionLimits};
+use crate::net::{ListenerLimits, ListenerStats, ServerTls, TlsError, serve_connections};
+use crate::store::{Limits, OpenError, Store, StoreConfig};
 use crate::xds::XdsService;
 
 /// TLS on the xDS TCP port.
@@ -131,6 +132,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// How API requests are authenticated.
     pub authentication: Authentication,
+    /// The bounds of the API port's connections.
+    pub api_connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -146,6 +149,7 @@ impl ServerConfig {
             limits: Limits::default(),
             store: StoreConfig::Memory,
             authentication: Authentication::None,
+            api_connections: ConnectionLimits::default(),
         }
     }
 }
@@ -182,25 +186,51 @@ impl RunningServer {
     }
 }
 
+/// Why meshd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The credentials file of `--auth sigv4` cannot be used.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    /// Opening the store did not finish (its thread panicked or the runtime stopped).
+    #[error("opening the store did not finish: {0}")]
+    Interrupted(#[from] tokio::task::JoinError),
+    /// The xDS server would be open to the network.
+    #[error(transparent)]
+    Xds(#[from] XdsConfigError),
+    /// The xDS TLS certificate, key or client CA cannot be used.
+    #[error("xDS TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The xDS token file cannot be used.
+    #[error(transparent)]
+    Tokens(#[from] TokenFileError),
+    /// A listener cannot be bound.
+    #[error("cannot serve {what} on {address}: {source}")]
+    Bind {
+        /// Which server (`the API`, `xDS`).
+        what: &'static str,
+        /// The address or socket path.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Opens the configured store (loading back what a durable one holds), binds the
-/// listeners and starts serving. A store that cannot be opened is an error whose
-/// message says why (its source is the store's [`OpenError`](crate::store::OpenError)).
-pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+/// listeners and starts serving.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // A credentials file that cannot be used, or an xDS port that would be open to the
     // network, stops meshd before it opens anything.
-    let verifier = config
-        .authentication
-        .verifier(&config.account.region)
-        .map_err(std::io::Error::other)?;
+    let verifier = config.authentication.verifier(&config.account.region)?;
     if let Some(addr) = config.xds_addr {
-        config.xds.check(addr).map_err(std::io::Error::other)?;
+        config.xds.check(addr)?;
     }
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)?;
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits)).await??;
     if let StoreConfig::Embedded { data_dir } = &config.store {
         let snapshot = store.snapshot();
         tracing::info!(
@@ -225,18 +255,18 @@ async fn serve(
     config: ServerConfig,
     store: Arc<Store>,
     verifier: Option<Verifier>,
-) -> std::io::Result<RunningServer> {
+) -> Result<RunningServer, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let tls = match &config.xds.tls {
-        Some(tls) => Some(Arc::new(
-            ServerTls::new(&tls.cert, &tls.key, tls.client_ca.as_deref())
-                .map_err(std::io::Error::other)?,
-        )),
+        Some(tls) => Some(Arc::new(ServerTls::new(
+            &tls.cert,
+            &tls.key,
+            tls.client_ca.as_deref(),
+        )?)),
         None => None,
     };
     let hub = Hub::new(store.clone(), config.debounce, config.xds.grace);
-    let gate =
-        Arc::new(Gate::new(hub.clone(), config.xds.access()).map_err(std::io::Error::other)?);
+    let gate = Arc::new(Gate::new(hub.clone(), config.xds.access())?);
     let mut tasks = Vec::new();
     {
         let hub = hub.clone();
@@ -253,8 +283,19 @@ async fn serve(
         )));
     }
 
-    let listener = TcpListener::bind(config.api_addr).await?;
-    let api_addr = listener.local_addr()?;
+    let bind_error = |what, address: String| {
+        move |source| StartError::Bind {
+            what,
+            address,
+            source,
+        }
+    };
+    let listener = TcpListener::bind(config.api_addr)
+        .await
+        .map_err(bind_error("the API", config.api_addr.to_string()))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(bind_error("the API", config.api_addr.to_string()))?;
     let app = App {
         store: store.clone(),
         account: Arc::new(config.account),
@@ -268,16 +309,21 @@ async fn serve(
     ));
     let router = api::served(routes, verifier);
     let stop_api = stop_rx.clone();
+    let api_connections = config.api_connections;
     tasks.push(tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop_api))
-            .await
+        listen::serve(listener, router, api_connections, stopped(stop_api)).await
     }));
 
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
-        let listener = TcpListener::bind(addr).await?;
-        xds_addr = Some(listener.local_addr()?);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(bind_error("xDS", addr.to_string()))?;
+        xds_addr = Some(
+            listener
+                .local_addr()
+                .map_err(bind_error("xDS", addr.to_string()))?,
+        );
         let incoming = serve_connections(listener, tls, config.xds.listener, xds_listener.clone());
         let router = grpc_router(service.clone(), &config.xds);
         let stop = stop_rx.clone();
@@ -290,7 +336,8 @@ async fn serve(
     }
     if let Some(path) = config.xds_uds.clone() {
         let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path)?;
+        let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(bind_error("xDS", path.display().to_string()))?;
         let incoming = serve_connections(
             listener,
             None,

@@ -150,11 +150,13 @@ async fn create_mesh(client: &Client, mesh: &str) {
 }
 
 async fn create_node(client: &Client, mesh: &str, node: &str) {
+    // A name may hold characters a DNS name may not (`node:1`).
+    let hostname = node.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
     client
         .create_virtual_node()
         .mesh_name(mesh)
         .virtual_node_name(node)
-        .spec(node_spec(8080, &format!("{node}.local"), &[]))
+        .spec(node_spec(8080, &format!("{hostname}.local"), &[]))
         .send()
         .await
         .unwrap();

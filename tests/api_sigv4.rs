@@ -294,3 +294,105 @@ async fn meshd_refuses_to_start_without_usable_credentials() {
     let err = signed.list_meshes().send().await.unwrap_err();
     assert_eq!(err.code(), Some("UnrecognizedClientException"), "{err:?}");
 }
+
+/// Signs `method url` as botocore does (it signs the path with its dot segments
+/// removed) and returns the headers it adds.
+fn botocore_signed_headers(
+    method: &str,
+    url: &str,
+    key: &str,
+    secret: &str,
+) -> Vec<(String, String)> {
+    let script = r#"
+import json, sys
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+method, url, key, secret, region = sys.argv[1:]
+request = AWSRequest(method=method, url=url)
+SigV4Auth(Credentials(key, secret), "appmesh", region).add_auth(request)
+print(json.dumps(dict(request.headers.items())))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, method, url, key, secret, common::REGION])
+        .output()
+        .expect("python3 runs (boto3 is installed for these tests)");
+    assert!(
+        output.status.success(),
+        "botocore could not sign: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let headers: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&output.stdout).expect("the headers as JSON");
+    headers.into_iter().collect()
+}
+
+/// Sends `method raw_path` with `headers` over a plain TCP connection, the path bytes
+/// exactly as given (HTTP clients would remove its dot segments); returns the status
+/// line and the whole answer.
+async fn send_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    raw_path: &str,
+    headers: &[(String, String)],
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {raw_path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A signed DeleteMesh sent to a path whose dot segments make it another operation
+/// (`…/meshes/bodies/virtualNodes/..`: botocore signs `/meshes/bodies`, while the raw
+/// path names the virtual node `..`) is refused as a bad request: what is verified and
+/// what is routed are the same bytes, so no unsigned operation runs.
+#[tokio::test]
+async fn a_path_whose_dot_segments_change_the_operation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_signed_server(credentials_file(&dir)).await;
+    let admin = client(&server, KEY, SECRET, common::REGION, None);
+    admin
+        .create_mesh()
+        .mesh_name("bodies")
+        .send()
+        .await
+        .unwrap();
+    let revision = server.store.snapshot().revision();
+
+    for raw_path in [
+        "/v20190125/meshes/bodies/virtualNodes/..",
+        "/v20190125/meshes/bodies/virtualNodes/%2E%2E",
+        "/v20190125/meshes/other/../bodies",
+        "/v20190125/meshes/./bodies",
+    ] {
+        let url = format!("http://{}{raw_path}", server.api_addr);
+        let headers = botocore_signed_headers("DELETE", &url, KEY, SECRET);
+        let answer = send_raw(server.api_addr, "DELETE", raw_path, &headers).await;
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(
+            status_line.starts_with("HTTP/1.1 400"),
+            "{raw_path}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("x-amzn-errortype: badrequestexception"),
+            "{raw_path}: {answer}"
+        );
+        assert_eq!(
+            server.store.snapshot().revision(),
+            revision,
+            "{raw_path} changed the store"
+        );
+    }
+    assert_eq!(describe_mesh(&admin, "bodies").await.mesh_name, "bodies");
+}

@@ -390,6 +390,68 @@ async fn mesh_validation_failures() {
     let fixture = Fixture::new().await;
     let mesh = format!("{MESHES}/m");
     let cases = vec![
+        // names: no control characters, no `/`, not `.` or `..`
+        create(
+            "name: a NUL",
+            MESHES,
+            json!({"meshName": "a\u{0}b"}),
+            "meshName",
+            "must not contain control characters",
+        ),
+        create(
+            "name: a newline",
+            MESHES,
+            json!({"meshName": "a\nb"}),
+            "meshName",
+            "must not contain control characters",
+        ),
+        create(
+            "name: a slash",
+            MESHES,
+            json!({"meshName": "a/b"}),
+            "meshName",
+            "must not contain /",
+        ),
+        create(
+            "name: .",
+            MESHES,
+            json!({"meshName": "."}),
+            "meshName",
+            "must not be . or ..",
+        ),
+        create(
+            "name: ..",
+            MESHES,
+            json!({"meshName": ".."}),
+            "meshName",
+            "must not be . or ..",
+        ),
+        create(
+            "name: a slash in a virtual service name",
+            SERVICES,
+            json!({"virtualServiceName": "s/x", "spec": service_spec()}),
+            "virtualServiceName",
+            "must not contain /",
+        ),
+        create(
+            "name: a tab in a route name",
+            ROUTES,
+            json!({"routeName": "a\tb", "spec": route_spec()}),
+            "routeName",
+            "must not contain control characters",
+        ),
+        get(
+            "name: an encoded newline in the path",
+            format!("{MESHES}/a%0Ab"),
+            "meshName",
+            "must not contain control characters",
+        ),
+        get(
+            "name: an encoded slash in the path",
+            format!("{MESHES}/a%2Fb"),
+            "meshName",
+            "must not contain /",
+        ),
         // length
         create(
             "length: meshName of 256",
@@ -546,7 +608,100 @@ async fn virtual_node_validation_failures() {
     let with = |pointer: &str, value: Value| json!({"spec": set(spec.clone(), pointer, value)});
     let new = |spec: Value| json!({"virtualNodeName": "new", "spec": spec});
     let health = json!({"protocol": "http", "path": "/ping", "healthyThreshold": 2, "unhealthyThreshold": 2, "intervalMillis": 5000, "timeoutMillis": 2000});
+    let sds =
+        |secret: String| json!({"mode": "STRICT", "certificate": {"sds": {"secretName": secret}}});
+    let acm =
+        |arn: String| json!({"mode": "STRICT", "certificate": {"acm": {"certificateArn": arn}}});
     let cases = vec![
+        // strings the model leaves unbounded, bounded by what they mean
+        update(
+            "bound: a hostname of 254 characters",
+            node.clone(),
+            with(
+                "/serviceDiscovery/dns/hostname",
+                json!(format!(
+                    "{}.{}.{}.{}",
+                    "a".repeat(63),
+                    "b".repeat(63),
+                    "c".repeat(63),
+                    "d".repeat(62)
+                )),
+            ),
+            "spec.serviceDiscovery.dns.hostname",
+            "must be a DNS name of at most 253 characters or an IP address",
+        ),
+        update(
+            "bound: a hostname of 1.9 MB",
+            node.clone(),
+            with(
+                "/serviceDiscovery/dns/hostname",
+                json!("a".repeat(1_900_000)),
+            ),
+            "spec.serviceDiscovery.dns.hostname",
+            "must be a DNS name of at most 253 characters or an IP address",
+        ),
+        update(
+            "bound: a hostname label of 64 characters",
+            node.clone(),
+            with(
+                "/serviceDiscovery/dns/hostname",
+                json!(format!("{}.local", "a".repeat(64))),
+            ),
+            "spec.serviceDiscovery.dns.hostname",
+            "label 1 must be 1 to 63 characters long",
+        ),
+        update(
+            "bound: a hostname with an empty label",
+            node.clone(),
+            with("/serviceDiscovery/dns/hostname", json!("a..local")),
+            "spec.serviceDiscovery.dns.hostname",
+            "label 2 must be 1 to 63 characters long",
+        ),
+        update(
+            "bound: a hostname with a space",
+            node.clone(),
+            with("/serviceDiscovery/dns/hostname", json!("a b.local")),
+            "spec.serviceDiscovery.dns.hostname",
+            "label 1 may contain only letters, digits, - and _",
+        ),
+        update(
+            "bound: an SDS secret name of 2,049 characters",
+            node.clone(),
+            with("/listeners/0/tls", sds("s".repeat(2049))),
+            "spec.listeners[0].tls.certificate.sds.secretName",
+            "must be between 1 and 2048 characters long",
+        ),
+        update(
+            "bound: an ACM certificate ARN of 2,049 characters",
+            node.clone(),
+            with("/listeners/0/tls", acm("a".repeat(2049))),
+            "spec.listeners[0].tls.certificate.acm.certificateArn",
+            "must be between 1 and 2048 characters long",
+        ),
+        update(
+            "bound: a health check path of 4,097 characters",
+            node.clone(),
+            with(
+                "/listeners/0/healthCheck",
+                set(
+                    health.clone(),
+                    "/path",
+                    json!(format!("/{}", "p".repeat(4096))),
+                ),
+            ),
+            "spec.listeners[0].healthCheck.path",
+            "must be at most 4096 characters long",
+        ),
+        update(
+            "bound: a backend name of 256 characters",
+            node.clone(),
+            with(
+                "/backends",
+                json!([{"virtualService": {"virtualServiceName": long(256)}}]),
+            ),
+            "spec.backends[0].virtualService.virtualServiceName",
+            "must be between 1 and 255 characters long",
+        ),
         // length
         create(
             "length: virtualNodeName of 256",
@@ -633,7 +788,27 @@ async fn virtual_node_validation_failures() {
                 json!({"http": {"maxConnections": 0}}),
             ),
             "spec.listeners[0].connectionPool.http.maxConnections",
-            "must be at least 1",
+            "must be between 1 and 4294967295",
+        ),
+        update(
+            "envoy: more connections than a 32-bit count",
+            node.clone(),
+            with(
+                "/listeners/0/connectionPool",
+                json!({"http": {"maxConnections": 4_294_967_296_i64}}),
+            ),
+            "spec.listeners[0].connectionPool.http.maxConnections",
+            "must be between 1 and 4294967295",
+        ),
+        update(
+            "envoy: an outlier interval over the longest Envoy duration",
+            node.clone(),
+            with(
+                "/listeners/0/outlierDetection",
+                json!({"maxServerErrors": 1, "maxEjectionPercent": 10, "interval": {"value": 9_223_372_036_i64, "unit": "s"}, "baseEjectionDuration": {"value": 1, "unit": "s"}}),
+            ),
+            "spec.listeners[0].outlierDetection.interval.value",
+            "must be at most 9223372035 (s)",
         ),
         update(
             "range: max ejection percent",
@@ -1116,7 +1291,69 @@ async fn route_validation_failures() {
                 set(retry.clone(), "/maxRetries", json!(-1)),
             ),
             "spec.httpRoute.retryPolicy.maxRetries",
-            "must be at least 0",
+            "must be between 0 and 4294967295",
+        ),
+        update(
+            "bound: a prefix of 4,097 characters",
+            route.clone(),
+            with(
+                "/httpRoute/match/prefix",
+                json!(format!("/{}", "p".repeat(4096))),
+            ),
+            "spec.httpRoute.match.prefix",
+            "must be at most 4096 characters long",
+        ),
+        update(
+            "bound: a query parameter name of 256 characters",
+            route.clone(),
+            with(
+                "/httpRoute/match/queryParameters",
+                json!([{"name": long(256)}]),
+            ),
+            "spec.httpRoute.match.queryParameters[0].name",
+            "must be between 1 and 255 characters long",
+        ),
+        update(
+            "bound: a gRPC service name of 256 characters",
+            route.clone(),
+            json!({"spec": {"grpcRoute": {"match": {"serviceName": long(256)}, "action": {"weightedTargets": [{"virtualNode": "n", "weight": 1}]}}}}),
+            "spec.grpcRoute.match.serviceName",
+            "must be between 1 and 255 characters long",
+        ),
+        // Envoy's bounds: a duration is at most 9,223,372,035 s, and counts are 32-bit.
+        update(
+            "envoy: a timeout of 2^63-1 seconds",
+            route.clone(),
+            with(
+                "/httpRoute/timeout",
+                json!({"perRequest": {"value": i64::MAX, "unit": "s"}}),
+            ),
+            "spec.httpRoute.timeout.perRequest.value",
+            "must be at most 9223372035 (s)",
+        ),
+        update(
+            "envoy: a per-retry timeout just over the longest Envoy duration, in ms",
+            route.clone(),
+            with(
+                "/httpRoute/retryPolicy",
+                set(
+                    retry.clone(),
+                    "/perRetryTimeout",
+                    json!({"value": 9_223_372_036_000_i64, "unit": "ms"}),
+                ),
+            ),
+            "spec.httpRoute.retryPolicy.perRetryTimeout.value",
+            "must be at most 9223372035999 (ms)",
+        ),
+        update(
+            "envoy: more retries than a 32-bit count",
+            route.clone(),
+            with(
+                "/httpRoute/retryPolicy",
+                set(retry.clone(), "/maxRetries", json!(4_294_967_296_i64)),
+            ),
+            "spec.httpRoute.retryPolicy.maxRetries",
+            "must be between 0 and 4294967295",
         ),
         get(
             "range: ListRoutes limit 0",
@@ -1330,13 +1567,6 @@ async fn route_validation_failures() {
             "exactly one of prefix, path must be set",
         ),
         update(
-            "semantic: neither prefix nor path",
-            route.clone(),
-            with("/httpRoute/match", json!({"method": "GET"})),
-            "spec.httpRoute.match",
-            "one of prefix, path must be set",
-        ),
-        update(
             "semantic: all weights zero",
             route.clone(),
             with("/httpRoute/action/weightedTargets/0/weight", json!(0)),
@@ -1415,7 +1645,14 @@ async fn virtual_service_validation_failures() {
             SERVICES,
             json!({"virtualServiceName": "", "spec": spec}),
             "virtualServiceName",
-            "must not be empty",
+            "must be between 1 and 255 characters long",
+        ),
+        create(
+            "length: virtualServiceName of 256",
+            SERVICES,
+            json!({"virtualServiceName": long(256), "spec": spec}),
+            "virtualServiceName",
+            "must be between 1 and 255 characters long",
         ),
         // range (the spec has none: the list's limit)
         get(
@@ -1588,7 +1825,7 @@ async fn virtual_gateway_validation_failures() {
                 json!({"http": {"maxConnections": 0}}),
             ),
             "spec.listeners[0].connectionPool.http.maxConnections",
-            "must be at least 1",
+            "must be between 1 and 4294967295",
         ),
         // enum
         update(
@@ -1954,13 +2191,6 @@ async fn gateway_route_validation_failures() {
             "must start with /",
         ),
         update(
-            "semantic: nothing to match",
-            route.clone(),
-            with("/httpRoute/match", json!({"method": "GET"})),
-            "spec.httpRoute.match",
-            "one of prefix, path, hostname must be set",
-        ),
-        update(
             "semantic: hostname exact and suffix",
             route.clone(),
             with(
@@ -2158,6 +2388,22 @@ async fn malformed_bodies_are_bad_requests() {
             format!("{API}/tag?resourceArn={}", encode(&common::arn("mesh/m"))),
             "tags",
             "the request body is not valid JSON",
+        ),
+        // Duplicate keys: the last one would silently win.
+        (
+            MESHES.to_string(),
+            r#"{"meshName": "a", "meshName": "b"}"#,
+            "meshName: duplicate member",
+        ),
+        (
+            format!("{NODES}/n"),
+            r#"{"spec": {"listeners": [{"portMapping": {"port": 8080, "protocol": "http", "port": 9090}}], "serviceDiscovery": {"dns": {"hostname": "n.local"}}}}"#,
+            "spec.listeners[0].portMapping.port: duplicate member",
+        ),
+        (
+            format!("{NODES}/n"),
+            r#"{"spec": {"serviceDiscovery": {"dns": {"hostname": "n.local"}}, "serviceDiscovery": {}}}"#,
+            "spec.serviceDiscovery: duplicate member",
         ),
     ];
     for (path, body, detail) in cases {
@@ -2504,4 +2750,42 @@ async fn sdk_validation_failures_leave_the_store_unchanged() {
         1,
         "refused updates leave the version alone"
     );
+}
+
+/// The strings bounded beyond the model still take every value of their meaning: DNS
+/// names with `_` and a trailing dot, IPv4 and IPv6 addresses, 253-character names.
+#[tokio::test]
+async fn bounded_strings_accept_what_they_mean() {
+    let fixture = Fixture::new().await;
+    let longest = format!(
+        "{}.{}.{}.{}",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61)
+    );
+    assert_eq!(longest.len(), 253);
+    for hostname in [
+        "10.0.0.7",
+        "fd00::7",
+        "_srv._tcp.web.local.",
+        "x",
+        longest.as_str(),
+    ] {
+        let spec = set(
+            node_spec(),
+            "/serviceDiscovery/dns/hostname",
+            json!(hostname),
+        );
+        let response = fixture
+            .http
+            .put(format!("{}{NODES}/n", fixture.base))
+            .json(&json!({"spec": spec}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "hostname {hostname:?}: {body}");
+    }
 }

@@ -587,3 +587,168 @@ async fn cli_requests_are_signed_and_verified() {
         "a refused request changes nothing"
     );
 }
+
+/// An HTTP server on a free loopback port that answers every request with `body`.
+async fn answering(body: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(move || async move { body });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// AWS's multiple-listeners walkthrough, as its CLI script creates it: routes and
+/// gateway routes whose matches name only a `port` (no prefix, no path). meshd accepts
+/// them, describe returns them as they were sent, and a real Envoy bootstrapped as the
+/// gateway sends each gateway port's requests to the application port its routes name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_port_only_matches_route_by_port_through_envoy() {
+    require_cli().await;
+    let _envoy_lock = common::envoy::ENVOY_LOCK.lock().await;
+    let server = common::start_server_with_xds(Some("127.0.0.1:0".parse().unwrap()), None).await;
+    let cli = Cli::of(&server, SECRET);
+    let (app_a, app_b) = (
+        answering("served on a").await,
+        answering("served on b").await,
+    );
+    let (gateway_a, gateway_b) = (common::envoy::free_port(), common::envoy::free_port());
+    fn with_mesh<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [args, &["--mesh-name", "multi"][..]].concat()
+    }
+
+    cli.ok(&["create-mesh", "--mesh-name", "multi"]).await;
+    let node = json!({
+        "listeners": [
+            {"portMapping": {"port": app_a, "protocol": "http"}},
+            {"portMapping": {"port": app_b, "protocol": "http"}}],
+        "serviceDiscovery": {"dns": {"hostname": "127.0.0.1"}}
+    })
+    .to_string();
+    cli.ok(&with_mesh(&[
+        "create-virtual-node",
+        "--virtual-node-name",
+        "foodteller-vn",
+        "--spec",
+        &node,
+    ]))
+    .await;
+    let router = r#"{"listeners":[{"portMapping":{"port":3333,"protocol":"http"}},{"portMapping":{"port":3334,"protocol":"http"}}]}"#;
+    cli.ok(&with_mesh(&[
+        "create-virtual-router",
+        "--virtual-router-name",
+        "foodteller-vr",
+        "--spec",
+        router,
+    ]))
+    .await;
+    let mut routes = Vec::new();
+    for (name, router_port, app_port) in [("to-a", 3333, app_a), ("to-b", 3334, app_b)] {
+        let spec = json!({"httpRoute": {
+            "match": {"port": router_port},
+            "action": {"weightedTargets": [
+                {"virtualNode": "foodteller-vn", "weight": 1, "port": app_port}]}}});
+        let created = cli
+            .ok(&with_mesh(&[
+                "create-route",
+                "--virtual-router-name",
+                "foodteller-vr",
+                "--route-name",
+                name,
+                "--spec",
+                &spec.to_string(),
+            ]))
+            .await;
+        assert_eq!(
+            created["route"]["spec"]["httpRoute"]["match"],
+            json!({"port": router_port}),
+            "{created}"
+        );
+        routes.push(spec);
+    }
+    let service = r#"{"provider":{"virtualRouter":{"virtualRouterName":"foodteller-vr"}}}"#;
+    cli.ok(&with_mesh(&[
+        "create-virtual-service",
+        "--virtual-service-name",
+        "foodteller.local",
+        "--spec",
+        service,
+    ]))
+    .await;
+    let gateway = json!({"listeners": [
+        {"portMapping": {"port": gateway_a, "protocol": "http"}},
+        {"portMapping": {"port": gateway_b, "protocol": "http"}}]})
+    .to_string();
+    cli.ok(&with_mesh(&[
+        "create-virtual-gateway",
+        "--virtual-gateway-name",
+        "gw",
+        "--spec",
+        &gateway,
+    ]))
+    .await;
+    for (name, gateway_port, router_port) in [("gw-a", gateway_a, 3333), ("gw-b", gateway_b, 3334)]
+    {
+        let spec = json!({"httpRoute": {
+            "match": {"port": gateway_port},
+            "action": {"target": {"virtualService": {"virtualServiceName": "foodteller.local"},
+                                  "port": router_port}}}});
+        let created = cli
+            .ok(&with_mesh(&[
+                "create-gateway-route",
+                "--virtual-gateway-name",
+                "gw",
+                "--gateway-route-name",
+                name,
+                "--spec",
+                &spec.to_string(),
+            ]))
+            .await;
+        assert_eq!(created["gatewayRoute"]["spec"], spec, "{created}");
+    }
+    let described = cli
+        .ok(&with_mesh(&[
+            "describe-route",
+            "--virtual-router-name",
+            "foodteller-vr",
+            "--route-name",
+            "to-a",
+        ]))
+        .await;
+    assert_eq!(
+        described["route"]["spec"]["httpRoute"], routes[0]["httpRoute"],
+        "{described}"
+    );
+
+    let envoy = common::envoy::Envoy::start(
+        &common::arn("mesh/multi/virtualGateway/gw"),
+        &server.xds_addr.unwrap().to_string(),
+        common::envoy::Mode::Sotw,
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for (port, expected) in [(gateway_a, "served on a"), (gateway_b, "served on b")] {
+        common::envoy::eventually(
+            &format!("gateway port {port} to answer {expected:?}"),
+            std::time::Duration::from_secs(30),
+            || async {
+                let response = http
+                    .get(format!("http://127.0.0.1:{port}/menu"))
+                    .send()
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let status = response.status();
+                let body = response.text().await.map_err(|err| err.to_string())?;
+                if status == 200 && body == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            },
+        )
+        .await;
+    }
+    drop(envoy);
+}

@@ -446,6 +446,8 @@ fn ipv6_mesh(c: &CertPaths) -> Value {
 fn edge_mesh(_: &CertPaths) -> Value {
     let m = "edge";
     let zero = json!({"unit": "ms", "value": 0});
+    let longest_s = json!({"unit": "s", "value": 9_223_372_035_i64});
+    let longest_ms = json!({"unit": "ms", "value": 9_223_372_035_999_i64});
     json!([
         {"meshName": m, "spec": {}},
         {"meshName": m, "virtualNodeName": "zero", "spec": {
@@ -459,6 +461,16 @@ fn edge_mesh(_: &CertPaths) -> Value {
                 "healthCheck": {"protocol": "http2", "path": "/", "healthyThreshold": 2, "unhealthyThreshold": 2, "intervalMillis": 5000, "timeoutMillis": 2000},
                 "timeout": {"tcp": {"idle": zero}}}],
             "serviceDiscovery": {"dns": {"hostname": "tcp.edge.local", "responseType": "ENDPOINTS"}}}},
+        // The largest values meshd accepts: durations of 9,223,372,035 s (in both
+        // units) and 32-bit counts.
+        {"meshName": m, "virtualNodeName": "longest", "spec": {
+            "listeners": [{"portMapping": {"port": 8080, "protocol": "http"},
+                "connectionPool": {"http": {"maxConnections": 4294967295_i64, "maxPendingRequests": 4294967295_i64}},
+                "outlierDetection": {"maxServerErrors": 4294967295_i64, "interval": longest_s, "baseEjectionDuration": longest_ms, "maxEjectionPercent": 100},
+                "timeout": {"http": {"idle": longest_s, "perRequest": longest_ms}}},
+                {"portMapping": {"port": 9090, "protocol": "tcp"}, "timeout": {"tcp": {"idle": longest_s}},
+                "connectionPool": {"tcp": {"maxConnections": 4294967295_i64}}}],
+            "serviceDiscovery": {"dns": {"hostname": "longest.edge.local"}}}},
         {"meshName": m, "virtualServiceName": "zero.edge.local", "spec": {"provider": {"virtualNode": {"virtualNodeName": "zero"}}}},
         {"meshName": m, "virtualServiceName": "tcp.edge.local", "spec": {"provider": {"virtualNode": {"virtualNodeName": "tcp"}}}},
         {"meshName": m, "virtualRouterName": "r", "spec": {"listeners": [{"portMapping": {"port": 443, "protocol": "http"}}]}},
@@ -467,6 +479,11 @@ fn edge_mesh(_: &CertPaths) -> Value {
             "action": {"weightedTargets": [{"virtualNode": "zero", "weight": 100}, {"virtualNode": "tcp", "weight": 0}]},
             "retryPolicy": {"maxRetries": 0, "perRetryTimeout": zero, "tcpRetryEvents": ["connection-error"]},
             "timeout": {"idle": zero, "perRequest": zero}}}},
+        {"meshName": m, "virtualRouterName": "r", "routeName": "longest", "spec": {"httpRoute": {
+            "match": {"prefix": "/longest"},
+            "action": {"weightedTargets": [{"virtualNode": "longest", "weight": 1}]},
+            "retryPolicy": {"maxRetries": 4294967295_i64, "perRetryTimeout": longest_ms, "tcpRetryEvents": ["connection-error"]},
+            "timeout": {"idle": longest_ms, "perRequest": longest_s}}}},
         {"meshName": m, "virtualServiceName": "r.edge.local", "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}},
         {"meshName": m, "virtualNodeName": "client", "spec": {"backends": [
             {"virtualService": {"virtualServiceName": "zero.edge.local"}},

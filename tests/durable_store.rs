@@ -980,3 +980,115 @@ async fn a_data_directory_in_use_is_refused() {
     drop(store);
     assert_eq!(open(dir.path()).unwrap().snapshot().len(), 2);
 }
+
+/// A tmpfs of `bytes` mounted on a fresh directory, unmounted when dropped (the test
+/// runs as root, as `mount` needs; it fails, never skips, otherwise).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("`mount` runs");
+        assert!(
+            output.status.success(),
+            "this test mounts a small tmpfs and must run as root: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a server still holding its file open (a failed test) must not keep
+        // the mount.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A mesh with 50 large tags, so that a few writes fill a small disk.
+async fn create_large_mesh(client: &Client, name: &str) -> Result<(), String> {
+    let tags = (0..50)
+        .map(|i| tag(&format!("k{i}"), &"v".repeat(256)))
+        .collect::<Vec<_>>();
+    client
+        .create_mesh()
+        .mesh_name(name)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            err.into_service_error()
+                .code()
+                .unwrap_or("none")
+                .to_string()
+        })
+}
+
+/// When the disk fills up, writes fail with `ServiceUnavailableException` and change
+/// nothing; once there is space again, writes work again without a restart, and every
+/// acknowledged write is there after one.
+#[tokio::test]
+async fn writes_work_again_once_a_full_disk_has_space() {
+    let disk = SmallDisk::mount(4 << 20);
+    let data_dir = disk.path().join("data");
+    let server = common::start_embedded_server(&data_dir).await;
+    let client = common::sdk_client(server.api_addr);
+    create_large_mesh(&client, "first").await.unwrap();
+
+    // Leave a little room, then write until the disk is full.
+    let filler = disk.path().join("filler");
+    let free = rustix::fs::statvfs(disk.path()).unwrap();
+    let room = (free.f_bavail * free.f_frsize).saturating_sub(96 * 1024);
+    std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+    let mut acknowledged = vec!["first".to_string()];
+    let mut refused = None;
+    for i in 0..500 {
+        let name = format!("m{i}");
+        match create_large_mesh(&client, &name).await {
+            Ok(()) => acknowledged.push(name),
+            Err(code) => {
+                refused = Some(code);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("ServiceUnavailableException"));
+    let revision = server.store.snapshot().revision();
+
+    std::fs::remove_file(&filler).unwrap();
+    for i in 0..10 {
+        let name = format!("after-{i}");
+        create_large_mesh(&client, &name)
+            .await
+            .unwrap_or_else(|code| panic!("write {i} after space was freed failed: {code}"));
+        acknowledged.push(name);
+    }
+    assert_eq!(server.store.snapshot().revision(), revision + 10);
+
+    server.shutdown().await.unwrap();
+    let server = common::start_embedded_server(&data_dir).await;
+    let client = common::sdk_client(server.api_addr);
+    let mut stored = mesh_names(&client).await;
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(
+        stored, acknowledged,
+        "every acknowledged write, and only those"
+    );
+    server.shutdown().await.unwrap();
+}

@@ -1330,7 +1330,6 @@ fn route_mutations(
         add("weights that add up to 0", zeros);
     }
     if matches!(key, "httpRoute" | "http2Route") {
-        let has_hostname = m.get("hostname").is_some();
         if m.get("prefix").is_some() {
             add(
                 "a prefix without a leading /",
@@ -1343,12 +1342,6 @@ fn route_mutations(
                     Some(json!({ "exact": "/both" })),
                 )],
             );
-            if !has_hostname {
-                add(
-                    "neither a prefix nor a path",
-                    vec![(format!("{at}/match/prefix"), None)],
-                );
-            }
         }
         if let Some(path) = m.get("path") {
             if path.get("exact").is_some() {
@@ -1375,12 +1368,6 @@ fn route_mutations(
                 "both a path and a prefix",
                 vec![(format!("{at}/match/prefix"), Some(json!("/")))],
             );
-            if !has_hostname {
-                add(
-                    "neither a path nor a prefix",
-                    vec![(format!("{at}/match/path"), None)],
-                );
-            }
         }
         if gateway {
             let rewrite = &route["action"]["rewrite"];
@@ -1404,12 +1391,6 @@ fn route_mutations(
                         "prefix",
                         json!({ "defaultPrefix": "ENABLED" }),
                     )],
-                );
-            }
-            if m.get("prefix").is_none() && m.get("path").is_none() {
-                add(
-                    "no prefix, path or hostname",
-                    vec![(format!("{at}/match/hostname"), None)],
                 );
             }
             if let Some(prefix) = rewrite.get("prefix") {
@@ -1652,12 +1633,13 @@ fn resource_name() -> Gen<String> {
     .boxed()
 }
 
-/// A virtual service name (`ServiceName`: no length limit).
+/// A virtual service name (`ServiceName`: no limit in the model, 255 characters in
+/// meshd, like every name).
 fn service_name() -> Gen<String> {
     prop_oneof![
         6 => "[a-z][a-z0-9-]{0,10}\\.[a-z]{2,8}\\.local",
         1 => "[a-zA-Z0-9][a-zA-Z0-9 ._~:@!$&'()*+,;=%-]{0,20}",
-        1 => Just("s".repeat(300)),
+        1 => Just("s".repeat(255)),
     ]
     .boxed()
 }

@@ -857,6 +857,73 @@ async fn csds_lists_the_connected_proxy(mode: Mode) {
 }
 
 /// One test per scenario and xDS variant: `<scenario>::sotw` and `<scenario>::delta`.
+/// With `APPMESH_SDS_SOCKET_PATH` set, `meshd bootstrap` defines the SDS cluster that
+/// the listeners meshd sends fetch their secrets from: a listener whose certificate
+/// comes from SDS (here from an SDS server of the test's own on that socket) becomes
+/// active instead of warming forever.
+async fn sds_certificates_come_from_the_sds_socket(mode: Mode) {
+    let _serial = ENVOY_LOCK.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sds.sock");
+    common::sds::start(&socket);
+    let server = start_meshd().await;
+    for resource in [
+        serde_json::json!({"meshName": MESH}),
+        serde_json::json!({"meshName": MESH, "virtualNodeName": "front", "spec": {
+            "listeners": [{"portMapping": {"port": 8080, "protocol": "http"},
+                "tls": {"mode": "STRICT", "certificate": {"sds": {"secretName": "front-cert"}}}}],
+            "serviceDiscovery": {"dns": {"hostname": "front.demo.local"}}}}),
+    ] {
+        meshd::definition::put(&server.store, &resource).unwrap();
+    }
+    let socket_path = socket.to_str().unwrap();
+    let envoy = Envoy::start_with_env(
+        &front_arn(),
+        &xds_endpoint(&server),
+        mode,
+        &[("APPMESH_SDS_SOCKET_PATH", socket_path)],
+        |bootstrap| bootstrap,
+    )
+    .await;
+    // Envoy gives up waiting for a secret after 15 s and activates the listener
+    // without it; what shows that the secret came is Envoy holding it, with the
+    // listener active.
+    eventually(
+        "the listener to be active with its secret",
+        WAIT,
+        || async {
+            let dump = envoy.config_dump().await;
+            let secrets: Vec<&Value> = dump["configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| {
+                    c["@type"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(".SecretsConfigDump"))
+                })
+                .flat_map(|c| c["dynamic_active_secrets"].as_array().into_iter().flatten())
+                .collect();
+            let has_secret = secrets.iter().any(|s| {
+                s["name"] == "front-cert"
+                    && !s["secret"]["tls_certificate"]["certificate_chain"].is_null()
+            });
+            match listener_entry(&dump, INGRESS_LISTENER) {
+                Some(entry)
+                    if has_secret
+                        && !entry["active_state"].is_null()
+                        && entry["warming_state"].is_null() =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("secrets {secrets:?}, listener {other:?}")),
+            }
+        },
+    )
+    .await;
+    drop(envoy);
+}
+
 macro_rules! in_both_modes {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -884,4 +951,5 @@ in_both_modes!(
     reverting_a_rejected_change_is_in_sync,
     config_over_unix_socket,
     csds_lists_the_connected_proxy,
+    sds_certificates_come_from_the_sds_socket,
 );

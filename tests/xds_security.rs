@@ -641,10 +641,7 @@ async fn phantom_node_ids_cost_nothing_once_their_streams_close() {
 /// `meshd serve` in a process of its own, its soft open-files limit set to systemd's
 /// default (1,024) as it starts.
 async fn meshd_with_1024_open_files(args: &[&str]) -> MeshdProcess {
-    let exe = env!("CARGO_BIN_EXE_meshd");
-    let mut child = tokio::process::Command::new("prlimit");
-    child.arg("--nofile=1024:").arg("--").arg(exe);
-    MeshdProcess::start_command(child, args).await
+    MeshdProcess::start_under(&["prlimit", "--nofile=1024:", "--"], args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,34 @@ import botocore
 MODEL = os.path.join(os.path.dirname(botocore.__file__), "data/appmesh/2019-01-25/service-2.json.gz")
 ROOTS = ["MeshSpec", "VirtualNodeSpec", "VirtualRouterSpec", "RouteSpec", "VirtualServiceSpec",
          "VirtualGatewaySpec", "GatewayRouteSpec", "TagRef"]
+# Bounds the API model leaves out, so that nothing accepted compiles into what Envoy
+# rejects (each listed in the README's compatibility notes). Counts that Envoy reads
+# as `UInt32Value`s are at most 2^32 - 1.
+NUMBER_MAX = {name: 4294967295 for name in [
+    "MaxConnections", "MaxPendingRequests", "MaxRequests", "MaxRetries",
+    "OutlierDetectionMaxServerErrors"]}
+# Strings the model leaves unbounded, bounded by what they mean: (min, max) characters.
+STRING_BOUNDS = {
+    "ServiceName": (1, 255),  # a virtual service's or a gRPC service's name, like resource names
+    "QueryParameterName": (1, 255),
+    "String": (0, 4096),  # URL paths and prefixes, query parameter values
+    "SdsSecretName": (1, 2048),  # SPIFFE IDs are at most 2,048 bytes
+    "VirtualGatewaySdsSecretName": (1, 2048),
+    "Arn": (1, 2048),  # AWS ARNs are at most 2,048 characters
+}
+# Strings checked by a function of `model/validate.rs` instead of a length.
+STRING_CHECKS = {
+    "Hostname": "check_hostname",  # a DNS name or an IP address
+}
+# Checks of a whole structure, after its members' (functions of `model/validate.rs`).
+STRUCT_CHECKS = {
+    # Envoy accepts durations of at most 9,223,372,035 s.
+    "Duration": "check_duration(self, at)?;",
+}
+# Gateway shapes that the API model defines as copies of node shapes: each gets a
+# generated `From` conversion into its node twin (member by member, checked here to have
+# the same members, kinds and enum values), so the compiler shares one TLS code path.
+TWINS = [("VirtualGatewayListenerTls", "ListenerTls"), ("VirtualGatewayClientPolicy", "ClientPolicy")]
 KEYWORDS = {"type", "match", "ref", "move", "box", "in", "loop", "struct", "enum", "fn", "mod", "use", "self", "override"}
 
 
@@ -92,14 +120,16 @@ def main():
         by_ref = expr if is_ref else f"&{expr}"
         by_value = f"*{expr}" if is_ref else expr
         out = []
-        if t == "string" and not is_enum(name):
-            lo, hi = shape.get("min"), shape.get("max")
+        if t == "string" and name in STRING_CHECKS:
+            out.append(f"{STRING_CHECKS[name]}({by_ref}, &{path_expr})?;")
+        elif t == "string" and not is_enum(name):
+            lo, hi = STRING_BOUNDS.get(name, (shape.get("min"), shape.get("max")))
             if lo is not None or hi is not None:
                 out.append(f"check_length({by_ref}, {lo if lo is not None else 0}, {hi if hi is not None else 'usize::MAX'}, &{path_expr})?;")
             if "pattern" in shape:
                 out.append(f"check_pattern({by_ref}, {rust_lit(shape['pattern'])}, &{path_expr})?;")
         elif t in ("integer", "long"):
-            lo, hi = shape.get("min"), shape.get("max")
+            lo, hi = shape.get("min"), shape.get("max", NUMBER_MAX.get(name))
             if lo is not None or hi is not None:
                 out.append(f"check_range({by_value}, {lo if lo is not None else 'i64::MIN'}, {hi if hi is not None else 'i64::MAX'}, &{path_expr})?;")
         elif t == "structure":
@@ -123,7 +153,7 @@ def main():
     w("//! structs whose `validate` insists on exactly one member.\n\n")
     w("#![allow(clippy::all)]\n\n")
     w("use serde::{Deserialize, Serialize};\n\n")
-    w("use super::validate::{check_count, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
+    w("use super::validate::{check_count, check_duration, check_hostname, check_length, check_pattern, check_range, union_member_count, FieldError, Validate};\n\n")
 
     for name in order:
         shape = shapes[name]
@@ -179,7 +209,73 @@ def main():
                     for line in lines:
                         w("\n".join("            " + l for l in line.split("\n")) + "\n")
                     w("        }\n")
+        if name in STRUCT_CHECKS:
+            w(f"        {STRUCT_CHECKS[name]}\n")
         w("        let _ = at;\n        Ok(())\n    }\n}\n\n")
+
+    twin_conversions(shapes, w)
+
+
+def twin_conversions(shapes, w):
+    """Writes `impl From<&A> for B` for every structure pair reachable from TWINS, and
+    `impl From<A> for B` for every enum pair; fails if a pair differs in shape."""
+    done = set()
+
+    def primitive(name):
+        t = shapes[name]["type"]
+        if t == "list":
+            return primitive(shapes[name]["member"]["shape"])
+        return t in ("string", "integer", "long", "boolean") and "enum" not in shapes[name]
+
+    def pair(a, b):
+        if (a, b) in done or a == b:
+            return
+        done.add((a, b))
+        A, B = shapes[a], shapes[b]
+        if A["type"] != B["type"]:
+            raise SystemExit(f"twins {a} and {b} differ in type")
+        if "enum" in A:
+            if A["enum"] != B.get("enum"):
+                raise SystemExit(f"twins {a} and {b} differ in values")
+            w(f"impl From<{a}> for {b} {{\n    fn from(value: {a}) -> Self {{\n        match value {{\n")
+            for value in A["enum"]:
+                w(f"            {a}::{variant(value)} => {b}::{variant(value)},\n")
+            w("        }\n    }\n}\n\n")
+            return
+        if A["type"] != "structure":
+            return
+        ma, mb = A["members"], B["members"]
+        union = A.get("union", False)
+        required = set(A.get("required", [])) if not union else set()
+        if set(ma) != set(mb) or required != (set(B.get("required", [])) if not B.get("union") else set()):
+            raise SystemExit(f"twins {a} and {b} differ in members")
+        fields = []
+        for member, spec in ma.items():
+            sa, sb = spec["shape"], mb[member]["shape"]
+            field = snake(member)
+            opt = member not in required
+            if sa == sb or (primitive(sa) and primitive(sb)):
+                expr = f"value.{field}.clone()"
+            elif shapes[sa]["type"] == "structure":
+                pair(sa, sb)
+                expr = f"value.{field}.as_ref().map(Into::into)" if opt else f"(&value.{field}).into()"
+            elif "enum" in shapes[sa]:
+                pair(sa, sb)
+                expr = f"value.{field}.map(Into::into)" if opt else f"value.{field}.into()"
+            elif shapes[sa]["type"] == "list":
+                pair(shapes[sa]["member"]["shape"], shapes[sb]["member"]["shape"])
+                items = "iter().map(Into::into).collect()"
+                expr = f"value.{field}.as_ref().map(|items| items.{items})" if opt else f"value.{field}.{items}"
+            else:
+                raise SystemExit(f"twins {a}.{member} and {b}.{member}: unsupported")
+            fields.append(f"            {field}: {expr},\n")
+        w(f"impl From<&{a}> for {b} {{\n    fn from(value: &{a}) -> Self {{\n        {b} {{\n")
+        for f in fields:
+            w(f)
+        w("        }\n    }\n}\n\n")
+
+    for a, b in TWINS:
+        pair(a, b)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ use super::credentials::{Credentials, CredentialsError};
 use super::error::{ApiError, ErrorType};
 use super::sigv4::{self, SignatureError, SignedRequest};
 
-/// The largest request body meshd reads to check a signature (as large as axum lets a
-/// handler read: App Mesh specs are far smaller).
-const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+use super::limits::MAX_BODY_BYTES;
 
 /// How API requests are authenticated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

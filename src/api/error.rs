@@ -1,7 +1,10 @@
 //! The App Mesh error shape: an HTTP status, the `x-amzn-ErrorType` header naming the
 //! exception, and a `{"message": …}` body, as botocore and the AWS SDKs parse them.
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::model::FieldError;
@@ -144,4 +147,60 @@ impl IntoResponse for ApiError {
         );
         response
     }
+}
+
+/// The most of an unshaped error body that is kept as the message.
+const MAX_QUOTED_BODY: usize = 1024;
+
+/// Middleware: gives App Mesh's error shape to an error answer made without it (by
+/// the HTTP layer before any operation ran: a body over the limit, a path that is not
+/// UTF-8, …), keeping its status: `BadRequestException` for a 4xx,
+/// `InternalServerErrorException` for a 5xx, the text it had (or the status's reason)
+/// as the message.
+pub async fn in_app_mesh_shape(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key("x-amzn-errortype")
+    {
+        return response;
+    }
+    shaped(status, response.into_body()).await
+}
+
+/// App Mesh's error answer with `status`, quoting (the start of) `body` as its message.
+pub async fn shaped(status: StatusCode, body: Body) -> Response {
+    let text = match axum::body::to_bytes(body, MAX_QUOTED_BODY * 4).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else {
+        text.chars().take(MAX_QUOTED_BODY).collect()
+    };
+    let kind = if status.is_server_error() {
+        ErrorType::InternalServerError
+    } else {
+        ErrorType::BadRequest
+    };
+    let mut response = ApiError::new(kind, message).into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer to a request whose handler panicked: an `InternalServerErrorException`
+/// (500), with the panic logged. The server keeps serving (see `api::served`).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!("a request handler panicked: {what}");
+    ApiError::new(
+        ErrorType::InternalServerError,
+        "meshd failed to handle the request: an internal fault, logged",
+    )
+    .into_response()
 }

@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::spec::*;
-use crate::model::validate::{check_count, check_length, check_not_empty, check_range};
+use crate::model::validate::{check_count, check_length, check_range, check_resource_name};
 use crate::model::{ResourceKind, Spec, Validate, rules};
 
+use super::duplicates::duplicate_member;
 use super::error::ApiError;
 
 /// A request's query string, decoded.
@@ -63,6 +64,11 @@ impl Body {
     pub fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
+        }
+        if let Some(path) = duplicate_member(bytes) {
+            return Err(ApiError::bad_request(format!(
+                "{path}: duplicate member; each member may be given once"
+            )));
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|err| {
             ApiError::bad_request(format!("the request body is not valid JSON: {err}"))
@@ -176,14 +182,9 @@ fn check_objects(input: &Value, read: &Value, at: &str) -> Result<(), ApiError> 
     }
 }
 
-/// A resource name as the API model constrains it (`ResourceName`: 1 to 255 characters;
-/// a virtual service's `ServiceName` is unconstrained but must not be empty).
-pub fn check_name(kind: ResourceKind, name: &str, field: &str) -> Result<(), ApiError> {
-    if kind == ResourceKind::VirtualService {
-        check_not_empty(name, field)?;
-    } else {
-        check_length(name, 1, 255, field)?;
-    }
+/// A resource name, as [`check_resource_name`] constrains it.
+pub fn check_name(name: &str, field: &str) -> Result<(), ApiError> {
+    check_resource_name(name, field)?;
     Ok(())
 }
 

@@ -36,10 +36,10 @@ impl Scope {
     /// Checks the names in the path against the model's lengths.
     fn check_path_names(&self) -> Result<(), ApiError> {
         if self.kind != ResourceKind::Mesh {
-            check_name(ResourceKind::Mesh, &self.mesh, "meshName")?;
+            check_name(&self.mesh, "meshName")?;
         }
         if let Some(parent) = self.kind.parent_kind() {
-            check_name(parent, &self.parent, parent.name_field())?;
+            check_name(&self.parent, parent.name_field())?;
         }
         Ok(())
     }
@@ -48,7 +48,7 @@ impl Scope {
     /// model's lengths.
     fn check_item_path_names(&self, name: &str) -> Result<(), ApiError> {
         self.check_path_names()?;
-        check_name(self.kind, name, self.kind.name_field())
+        check_name(name, self.kind.name_field())
     }
 }
 
@@ -88,7 +88,7 @@ pub fn create(
     let fingerprint_body = body.clone();
     let token = body.client_token()?;
     let name: String = body.require(name_field)?;
-    check_name(scope.kind, &name, name_field)?;
+    check_name(&name, name_field)?;
     let spec = take_spec(&mut body, scope.kind)?;
     let tags = take_tags(&mut body, "tags")?;
     let key = scope.key(&name);

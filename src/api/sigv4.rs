@@ -80,6 +80,21 @@ impl SignedRequest<'_> {
             .collect();
         (!values.is_empty()).then(|| values.join(","))
     }
+    /// The one value of header `name` exactly as sent; `Err` when it is sent more than
+    /// once.
+    fn single_header(&self, name: &str) -> Result<Option<String>, SignatureError> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(header, _)| header.eq_ignore_ascii_case(name));
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(SignatureError::Incomplete(format!(
+                "the {name} header may be sent only once"
+            )));
+        }
+        Ok(first.map(|(_, value)| String::from_utf8_lossy(value).into_owned()))
+    }
 }
 
 /// What a verified request was signed with.
@@ -111,7 +126,7 @@ pub fn verify(
     secret_of: impl Fn(&str) -> Option<String>,
 ) -> Result<Verified, SignatureError> {
     let header = request
-        .header("authorization")
+        .single_header("authorization")?
         .ok_or(SignatureError::Missing)?;
     let auth = parse_authorization(&header)?;
     let amz_date = request.header("x-amz-date").ok_or_else(|| {
@@ -149,34 +164,73 @@ pub fn verify(
     })
 }
 
+/// The most characters of a refused value that an error message quotes.
+const MAX_QUOTED: usize = 64;
+
+/// `value` for an error message: in full if short, else its start and its length.
+fn quoted(value: &str) -> String {
+    if value.chars().count() <= MAX_QUOTED {
+        format!("{value:?}")
+    } else {
+        let start: String = value.chars().take(MAX_QUOTED).collect();
+        format!("{start:?}… ({} bytes)", value.len())
+    }
+}
+
+/// Parses the `Authorization` header exactly as AWS's signers write it:
+/// `AWS4-HMAC-SHA256 Credential=<key>/<scope>, SignedHeaders=<a;b>, Signature=<hex>`,
+/// the three parameters once each and in this order (separated by `,` and optional
+/// spaces), the signature 64 lower-case hex digits.
 fn parse_authorization(header: &str) -> Result<Authorization, SignatureError> {
-    let incomplete = |what: &str| {
-        SignatureError::Incomplete(format!(
-            "Authorization header requires '{what}' parameter. Authorization={header}"
-        ))
-    };
-    let Some(rest) = header.strip_prefix(ALGORITHM) else {
+    let Some(rest) = header
+        .strip_prefix(ALGORITHM)
+        .and_then(|r| r.strip_prefix(' '))
+        .filter(|r| !r.starts_with(char::is_whitespace))
+    else {
         return Err(SignatureError::Incomplete(format!(
-            "Authorization header must use the {ALGORITHM} algorithm. Authorization={header}"
+            "Authorization header must start with '{ALGORITHM} ', not {}",
+            quoted(header)
         )));
     };
-    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for part in rest.split(',') {
-        match part.trim().split_once('=') {
-            Some(("Credential", value)) => credential = Some(value.trim()),
-            Some(("SignedHeaders", value)) => signed_headers = Some(value.trim()),
-            Some(("Signature", value)) => signature = Some(value.trim()),
-            _ => {}
-        }
+    let mut parameters = rest.split(',').map(str::trim_start);
+    let mut take = |name: &str| {
+        parameters
+            .next()
+            .and_then(|part| part.strip_prefix(name))
+            .and_then(|part| part.strip_prefix('='))
+            .filter(|value| !value.is_empty() && !value.contains(char::is_whitespace))
+            .ok_or_else(|| {
+                SignatureError::Incomplete(format!(
+                    "Authorization header requires the parameters Credential, SignedHeaders and Signature, once each and in this order; {name} is missing or malformed in {}",
+                    quoted(header)
+                ))
+            })
+    };
+    let credential = take("Credential")?;
+    let signed_headers = take("SignedHeaders")?;
+    let signature = take("Signature")?;
+    if parameters.next().is_some() {
+        return Err(SignatureError::Incomplete(format!(
+            "Authorization header has parameters after Signature: {}",
+            quoted(header)
+        )));
     }
-    let credential = credential.ok_or_else(|| incomplete("Credential"))?;
-    let signed_headers = signed_headers.ok_or_else(|| incomplete("SignedHeaders"))?;
-    let signature = signature.ok_or_else(|| incomplete("Signature"))?;
+    if signature.len() != 64
+        || !signature
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(SignatureError::Incomplete(format!(
+            "Signature must be 64 lower-case hexadecimal digits, not {}",
+            quoted(signature)
+        )));
+    }
     // The access key may itself hold no `/`; the scope is the last four parts.
     let parts: Vec<&str> = credential.rsplitn(5, '/').collect();
     let [terminator, service, region, date, access_key] = parts[..] else {
         return Err(SignatureError::Incomplete(format!(
-            "Credential should be <access key>/<date>/<region>/<service>/aws4_request, not {credential:?}"
+            "Credential should be <access key>/<date>/<region>/<service>/aws4_request, not {}",
+            quoted(credential)
         )));
     };
     Ok(Authorization {
@@ -287,25 +341,15 @@ fn canonical_request(
     ))
 }
 
-/// The path with dot segments removed, then percent-encoded once more (so `%2F` becomes
-/// `%252F`), `/` kept: what AWS clients sign for every service but S3.
+/// The path as it was received, percent-encoded once more (so `%2F` becomes `%252F`),
+/// `/` kept: what AWS clients sign for every service but S3. Clients remove dot segments
+/// before they sign; meshd does not, and refuses paths that have them before this check
+/// (`api::path`), so a path verifies only as the bytes that are routed.
 fn canonical_path(raw_path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    let trailing_slash = raw_path.len() > 1 && raw_path.ends_with('/');
-    for segment in raw_path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
+    if raw_path.is_empty() {
+        return "/".to_string();
     }
-    let mut path = format!("/{}", segments.join("/"));
-    if trailing_slash && path.len() > 1 {
-        path.push('/');
-    }
-    utf8_percent_encode(&path, PATH_UNRESERVED).to_string()
+    utf8_percent_encode(raw_path, PATH_UNRESERVED).to_string()
 }
 
 /// The query's pairs decoded, encoded again with only unreserved characters left as
@@ -453,12 +497,12 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_encoded_twice_with_dot_segments_removed() {
+    fn paths_are_encoded_twice_as_they_are() {
         assert_eq!(
             canonical_path("/v20190125/meshes/weird%20name%2F%C3%A9%3Ax"),
             "/v20190125/meshes/weird%2520name%252F%25C3%25A9%253Ax"
         );
-        assert_eq!(canonical_path("/a/./b/../c/"), "/a/c/");
+        assert_eq!(canonical_path("/a/./b/../c/"), "/a/./b/../c/");
         assert_eq!(canonical_path("/"), "/");
         assert_eq!(canonical_path(""), "/");
     }
@@ -533,6 +577,69 @@ mod tests {
         })
     }
 
+    /// Only the header AWS's signers write is accepted: one space after the algorithm,
+    /// each of the three parameters once and in order, a lower-case hex signature.
+    #[test]
+    fn only_the_header_aws_signers_write_is_accepted() {
+        let date = "20261126T010000Z";
+        let at = parse_amz_date(date).unwrap();
+        assert!(check(date, at, authorization_header).is_ok());
+        type Edit = fn(String) -> String;
+        let lenient: [(&str, Edit); 6] = [
+            ("upper-case hex", |h| {
+                let (head, signature) = h.rsplit_once('=').unwrap();
+                format!("{head}={}", signature.to_ascii_uppercase())
+            }),
+            ("a second Signature", |h| {
+                let signature = h.rsplit_once('=').unwrap().1.to_string();
+                format!("{h}, Signature={signature}")
+            }),
+            ("no space after the algorithm", |h| {
+                h.replacen(" Credential", "Credential", 1)
+            }),
+            ("two spaces after the algorithm", |h| {
+                h.replacen(" Credential", "  Credential", 1)
+            }),
+            ("an unknown parameter", |h| {
+                h.replacen(", Signature", ", Extra=1, Signature", 1)
+            }),
+            ("the parameters out of order", |h| {
+                let (rest, signature) = h.split_once(", Signature=").unwrap();
+                let (algorithm_credential, signed) = rest.split_once(", SignedHeaders=").unwrap();
+                format!("{algorithm_credential}, Signature={signature}, SignedHeaders={signed}")
+            }),
+        ];
+        for (what, edit) in lenient {
+            let refused = check(date, at, |auth, right| {
+                edit(authorization_header(auth, right))
+            });
+            assert!(
+                matches!(refused, Err(SignatureError::Incomplete(_))),
+                "{what}: {refused:?}"
+            );
+        }
+    }
+
+    /// A refusal quotes at most a short piece of what it refuses.
+    #[test]
+    fn errors_quote_a_bounded_part_of_the_header() {
+        let date = "20261126T010000Z";
+        let at = parse_amz_date(date).unwrap();
+        let huge = "x".repeat(300_000);
+        for header in [
+            format!("{ALGORITHM} {huge}"),
+            format!("Bearer {huge}"),
+            format!("{ALGORITHM} Credential={huge}, SignedHeaders=host, Signature=00"),
+        ] {
+            let err = check(date, at, |_, _| header.clone()).unwrap_err();
+            assert!(
+                err.to_string().len() < 400,
+                "{} bytes",
+                err.to_string().len()
+            );
+        }
+    }
+
     #[test]
     fn a_request_is_accepted_only_with_its_own_signature_in_time() {
         let date = "20261126T010000Z";
@@ -596,7 +703,7 @@ mod tests {
         };
         assert!(matches!(
             check(date, at, no_signature),
-            Err(SignatureError::Incomplete(message)) if message.contains("'Signature'")
+            Err(SignatureError::Incomplete(message)) if message.contains("Signature is missing")
         ));
     }
 

@@ -34,7 +34,8 @@ pub async fn describe(client: &Client, key: &ResourceKey) -> Result<Option<Actua
         url: key.to_string(),
         message,
     };
-    let (described, spec) = crate::definition::parse_resource(&value).map_err(answer)?;
+    let (described, spec) =
+        crate::definition::parse_resource(&value).map_err(|e| answer(e.to_string()))?;
     let arn = value
         .pointer("/metadata/arn")
         .and_then(Value::as_str)

@@ -1,4 +1,5 @@
-//! The reference check run before anything is published: every cluster that a route or
+//! The reference check that the xDS hub runs on every proxy's configuration before it
+//! publishes it (one that fails is never sent): every cluster that a route or
 //! a TCP proxy names exists, every route configuration that an HTTP connection manager
 //! names exists, and every EDS cluster has its endpoint assignment.
 

@@ -7,8 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::model::spec::*;
 
@@ -19,14 +17,6 @@ use super::listener;
 use super::names;
 use super::node::{access_logs, tls_chains, virtual_host};
 use super::route::{self, GatewayTarget};
-
-/// Reads a gateway shape as the node shape of the same JSON (the API model gives
-/// gateways their own copies of listener TLS and client policy shapes).
-fn same_shape<A: Serialize, B: DeserializeOwned>(value: &A) -> Option<B> {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
 
 fn protocol(protocol: VirtualGatewayPortProtocol) -> PortProtocol {
     match protocol {
@@ -204,7 +194,7 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
             },
         );
         let filter = listener::http_connection_manager("ingress", &route_config, &logs);
-        let tls: Option<ListenerTls> = listener.tls.as_ref().and_then(same_shape);
+        let tls: Option<ListenerTls> = listener.tls.as_ref().map(Into::into);
         let inspect_tls = tls
             .as_ref()
             .is_some_and(|t| t.mode == ListenerTlsMode::Permissive);
@@ -252,7 +242,7 @@ fn egress(
         .backend_defaults
         .as_ref()
         .and_then(|d| d.client_policy.as_ref())
-        .and_then(same_shape);
+        .map(Into::into);
     let mut seen = BTreeSet::new();
     let mut targets: Vec<(String, Option<i64>, bool)> = routes
         .iter()

@@ -91,21 +91,7 @@ pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
         })
         .collect();
     let mut all_clusters = clusters;
-    all_clusters.push(json!({
-        "name": super::names::SDS_CLUSTER,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": { "http2_protocol_options": {} }
-            }
-        },
-        "load_assignment": {
-            "cluster_name": super::names::SDS_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "pipe": { "path": "/tmp/meshd-sds.sock" } } } }] }]
-        }
-    }));
+    all_clusters.push(sds_cluster("/tmp/meshd-sds.sock"));
     json!({
         "node": { "id": node_id, "cluster": node_id },
         "static_resources": { "listeners": listeners, "clusters": all_clusters },
@@ -140,4 +126,25 @@ fn inline_routes(value: &mut Value, routes: &Map<String, Value>) {
         }
         _ => {}
     }
+}
+
+/// The bootstrap cluster through which listeners and clusters fetch their SDS secrets
+/// ([`SDS_CLUSTER`](super::names::SDS_CLUSTER)): gRPC over the Unix socket at `path`, as
+/// App Mesh's Envoy image defines it when `APPMESH_SDS_SOCKET_PATH` is set.
+pub fn sds_cluster(path: &str) -> Value {
+    json!({
+        "name": super::names::SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            }
+        },
+        "load_assignment": {
+            "cluster_name": super::names::SDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "pipe": { "path": path } } } }] }]
+        }
+    })
 }

@@ -62,6 +62,10 @@ pub enum TlsError {
     /// ACM certificates and CAs live in AWS; a self-hosted control plane cannot export them.
     #[error("ACM {0} cannot be used outside AWS; use a file or SDS certificate instead")]
     AcmUnavailable(&'static str),
+    /// A union with no member set: validation refuses it, but a spec built in code
+    /// without validation can still hold one.
+    #[error("the {0} sets none of its members")]
+    EmptyUnion(&'static str),
 }
 
 fn tls_certificate(certificate: &ListenerTlsCertificate) -> Result<CertificateSource, TlsError> {
@@ -118,9 +122,7 @@ pub fn downstream(
                     ))
                 }
                 (None, Some(sds)) => combined(sds_secret(&sds.secret_name), sans),
-                (None, None) => {
-                    unreachable!("validate_spec checks that the trust union has a member")
-                }
+                (None, None) => return Err(TlsError::EmptyUnion("listener TLS trust")),
             });
         require_client_certificate = Some(BoolValue { value: true });
     }
@@ -153,7 +155,7 @@ pub fn upstream(
 ) -> Result<UpstreamTlsContext, TlsError> {
     let mut common = CommonTlsContext::default();
     if let Some(certificate) = &policy.certificate {
-        with_certificate(&mut common, client_certificate(certificate));
+        with_certificate(&mut common, client_certificate(certificate)?);
     }
     let validation: &TlsValidationContext = &policy.validation;
     let mut sans = exact_sans(&validation.subject_alternative_names);
@@ -179,17 +181,17 @@ pub fn upstream(
     })
 }
 
-fn client_certificate(certificate: &ClientTlsCertificate) -> CertificateSource {
+fn client_certificate(certificate: &ClientTlsCertificate) -> Result<CertificateSource, TlsError> {
     match (&certificate.file, &certificate.sds) {
-        (Some(file_cert), _) => CertificateSource::File(Box::new(TlsCertificate {
+        (Some(file_cert), _) => Ok(CertificateSource::File(Box::new(TlsCertificate {
             certificate_chain: file(&file_cert.certificate_chain),
             private_key: file(&file_cert.private_key),
             ..Default::default()
-        })),
-        (None, Some(sds)) => CertificateSource::Sds(Box::new(sds_secret(&sds.secret_name))),
-        (None, None) => {
-            unreachable!("validate_spec checks that the certificate union has a member")
-        }
+        }))),
+        (None, Some(sds)) => Ok(CertificateSource::Sds(Box::new(sds_secret(
+            &sds.secret_name,
+        )))),
+        (None, None) => Err(TlsError::EmptyUnion("client TLS certificate")),
     }
 }
 
@@ -200,5 +202,48 @@ pub fn unvalidated_upstream(sni: &str) -> UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext::default()),
         sni: sni.to_string(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::spec::{
+        ClientTlsCertificate, ListenerTlsCertificate, ListenerTlsFileCertificate,
+        ListenerTlsValidationContextTrust, TlsValidationContextTrust,
+    };
+
+    /// Unions built in code without validation, with no member set, are errors (they
+    /// were `unreachable!` panics).
+    #[test]
+    fn empty_unions_are_errors_not_panics() {
+        let certificate = ListenerTlsCertificate {
+            file: Some(ListenerTlsFileCertificate {
+                certificate_chain: "/c.pem".into(),
+                private_key: "/k.pem".into(),
+            }),
+            ..Default::default()
+        };
+        let validation = ListenerTlsValidationContext {
+            subject_alternative_names: None,
+            trust: ListenerTlsValidationContextTrust::default(),
+        };
+        assert_eq!(
+            downstream(&certificate, Some(&validation)),
+            Err(TlsError::EmptyUnion("listener TLS trust"))
+        );
+        let policy = ClientPolicyTls {
+            certificate: Some(ClientTlsCertificate::default()),
+            enforce: None,
+            ports: None,
+            validation: TlsValidationContext {
+                subject_alternative_names: None,
+                trust: TlsValidationContextTrust::default(),
+            },
+        };
+        assert_eq!(
+            upstream(&policy, None, "a.local"),
+            Err(TlsError::EmptyUnion("client TLS certificate"))
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::resource::Spec;
 use super::spec::*;
-use super::validate::{FieldError, Validate, check_not_empty, check_regex};
+use super::validate::{FieldError, Validate, check_regex};
 
 /// Checks a spec against the API model and the service's own rules. `at` is where the
 /// spec sits in the request (`spec`).
@@ -26,24 +26,7 @@ pub fn validate_spec(spec: &Spec, at: &str) -> Result<(), FieldError> {
             spec.validate(at)?;
             route(spec, at)
         }
-        Spec::VirtualService(spec) => {
-            spec.validate(at)?;
-            if let Some(provider) = &spec.provider {
-                if let Some(node) = &provider.virtual_node {
-                    check_not_empty(
-                        &node.virtual_node_name,
-                        &format!("{at}.provider.virtualNode.virtualNodeName"),
-                    )?;
-                }
-                if let Some(router) = &provider.virtual_router {
-                    check_not_empty(
-                        &router.virtual_router_name,
-                        &format!("{at}.provider.virtualRouter.virtualRouterName"),
-                    )?;
-                }
-            }
-            Ok(())
-        }
+        Spec::VirtualService(spec) => spec.validate(at),
         Spec::VirtualGateway(spec) => {
             spec.validate(at)?;
             virtual_gateway(spec, at)
@@ -185,19 +168,10 @@ fn virtual_node(spec: &VirtualNodeSpec, at: &str) -> Result<(), FieldError> {
             "must be set when the virtual node has a listener",
         ));
     }
-    if let Some(discovery) = &spec.service_discovery
-        && let Some(dns) = &discovery.dns
-    {
-        check_not_empty(
-            &dns.hostname,
-            &format!("{at}.serviceDiscovery.dns.hostname"),
-        )?;
-    }
     let mut seen = BTreeSet::new();
     for (index, backend) in spec.backends.iter().flatten().enumerate() {
         if let Some(service) = &backend.virtual_service {
             let path = format!("{at}.backends[{index}].virtualService.virtualServiceName");
-            check_not_empty(&service.virtual_service_name, &path)?;
             if !seen.insert(service.virtual_service_name.as_str()) {
                 return Err(FieldError::new(
                     path,
@@ -423,9 +397,9 @@ fn http_route_match(m: &HttpRouteMatch, at: &str) -> Result<(), FieldError> {
                 "exactly one of prefix, path must be set",
             ));
         }
-        (None, None) => {
-            return Err(FieldError::new(at, "one of prefix, path must be set"));
-        }
+        // Neither: the route matches every path (as prefix `/`). AWS accepted this, and
+        // its multiple-listeners walkthrough matches on `port` alone.
+        (None, None) => {}
         (Some(prefix), None) => path_prefix(prefix, &format!("{at}.prefix"))?,
         (None, Some(path)) => path_match(path, &format!("{at}.path"))?,
     }
@@ -438,10 +412,7 @@ fn http_route_match(m: &HttpRouteMatch, at: &str) -> Result<(), FieldError> {
             )?;
         }
     }
-    query_parameters(
-        m.query_parameters.as_deref(),
-        &format!("{at}.queryParameters"),
-    )
+    Ok(())
 }
 
 fn path_prefix(prefix: &str, at: &str) -> Result<(), FieldError> {
@@ -461,13 +432,6 @@ fn path_match(path: &HttpPathMatch, at: &str) -> Result<(), FieldError> {
             "exactly one of exact, regex must be set",
         )),
     }
-}
-
-fn query_parameters(parameters: Option<&[HttpQueryParameter]>, at: &str) -> Result<(), FieldError> {
-    for (index, parameter) in parameters.unwrap_or_default().iter().enumerate() {
-        check_not_empty(&parameter.name, &format!("{at}[{index}].name"))?;
-    }
-    Ok(())
 }
 
 fn header_like_match(
@@ -490,9 +454,6 @@ fn header_like_match(
 }
 
 fn weighted_targets(targets: &[WeightedTarget], at: &str) -> Result<(), FieldError> {
-    for (index, target) in targets.iter().enumerate() {
-        check_not_empty(&target.virtual_node, &format!("{at}[{index}].virtualNode"))?;
-    }
     if targets.iter().all(|t| t.weight == 0) {
         return Err(FieldError::new(
             at,
@@ -528,12 +489,7 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
             }
             (Some(prefix), None) => path_prefix(prefix, &format!("{match_at}.prefix"))?,
             (None, Some(path)) => path_match(path, &format!("{match_at}.path"))?,
-            (None, None) if m.hostname.is_none() => {
-                return Err(FieldError::new(
-                    match_at,
-                    "one of prefix, path, hostname must be set",
-                ));
-            }
+            // Neither: every path matches (as prefix `/`), as for routes.
             (None, None) => {}
         }
         if let Some(hostname) = &m.hostname {
@@ -548,14 +504,6 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
                 )?;
             }
         }
-        query_parameters(
-            m.query_parameters.as_deref(),
-            &format!("{match_at}.queryParameters"),
-        )?;
-        check_not_empty(
-            &http.action.target.virtual_service.virtual_service_name,
-            &format!("{at}.action.target.virtualService.virtualServiceName"),
-        )?;
         if let Some(rewrite) = &http.action.rewrite {
             let rewrite_at = format!("{at}.action.rewrite");
             if let Some(prefix) = &rewrite.prefix {
@@ -611,10 +559,6 @@ fn gateway_route(spec: &GatewayRouteSpec, at: &str) -> Result<(), FieldError> {
                 )?;
             }
         }
-        check_not_empty(
-            &grpc.action.target.virtual_service.virtual_service_name,
-            &format!("{at}.action.target.virtualService.virtualServiceName"),
-        )?;
     }
     Ok(())
 }

@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::{
-    FieldError, Validate, check_count, check_length, check_pattern, check_range, union_member_count,
+    FieldError, Validate, check_count, check_duration, check_hostname, check_length, check_pattern,
+    check_range, union_member_count,
 };
 
 /// An object that represents the specification of a service mesh.
@@ -346,6 +347,10 @@ pub struct ListenerTlsSdsCertificate {
 
 impl Validate for ListenerTlsSdsCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -477,6 +482,9 @@ impl Validate for TlsValidationContextAcmTrust {
         {
             let path = format!("{at}.certificateAuthorityArns");
             check_count(self.certificate_authority_arns.len(), 1, 3, &path)?;
+            for (i0, item0) in self.certificate_authority_arns.iter().enumerate() {
+                check_length(item0, 1, 2048, &format!("{}[{}]", path, i0))?;
+            }
         }
         let _ = at;
         Ok(())
@@ -514,6 +522,10 @@ pub struct TlsValidationContextSdsTrust {
 
 impl Validate for TlsValidationContextSdsTrust {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -565,6 +577,10 @@ impl Validate for VirtualServiceBackend {
         if let Some(value) = &self.client_policy {
             let path = format!("{at}.clientPolicy");
             value.validate(&path)?;
+        }
+        {
+            let path = format!("{at}.virtualServiceName");
+            check_length(&self.virtual_service_name, 1, 255, &path)?;
         }
         let _ = at;
         Ok(())
@@ -702,7 +718,7 @@ impl Validate for VirtualNodeGrpcConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -729,11 +745,11 @@ impl Validate for VirtualNodeHttpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         if let Some(value) = &self.max_pending_requests {
             let path = format!("{at}.maxPendingRequests");
-            check_range(*value, 1, i64::MAX, &path)?;
+            check_range(*value, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -753,7 +769,7 @@ impl Validate for VirtualNodeHttp2ConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -773,7 +789,7 @@ impl Validate for VirtualNodeTcpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -816,6 +832,10 @@ impl Validate for HealthCheckPolicy {
         {
             let path = format!("{at}.intervalMillis");
             check_range(self.interval_millis, 5000, 300000, &path)?;
+        }
+        if let Some(value) = &self.path {
+            let path = format!("{at}.path");
+            check_length(value, 0, 4096, &path)?;
         }
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
@@ -893,7 +913,7 @@ impl Validate for OutlierDetection {
         }
         {
             let path = format!("{at}.maxServerErrors");
-            check_range(self.max_server_errors, 1, i64::MAX, &path)?;
+            check_range(self.max_server_errors, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -918,6 +938,7 @@ impl Validate for Duration {
             let path = format!("{at}.value");
             check_range(*value, 0, i64::MAX, &path)?;
         }
+        check_duration(self, at)?;
         let _ = at;
         Ok(())
     }
@@ -1182,6 +1203,10 @@ pub struct ListenerTlsAcmCertificate {
 
 impl Validate for ListenerTlsAcmCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.certificateArn");
+            check_length(&self.certificate_arn, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -1540,6 +1565,10 @@ pub struct DnsServiceDiscovery {
 
 impl Validate for DnsServiceDiscovery {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.hostname");
+            check_hostname(&self.hostname, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -1802,6 +1831,10 @@ impl Validate for GrpcRouteMatch {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
         }
+        if let Some(value) = &self.service_name {
+            let path = format!("{at}.serviceName");
+            check_length(value, 1, 255, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -1963,7 +1996,7 @@ impl Validate for GrpcRetryPolicy {
         }
         {
             let path = format!("{at}.maxRetries");
-            check_range(self.max_retries, 0, i64::MAX, &path)?;
+            check_range(self.max_retries, 0, 4294967295, &path)?;
         }
         {
             let path = format!("{at}.perRetryTimeout");
@@ -2137,6 +2170,10 @@ impl Validate for HttpRouteMatch {
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
+        }
+        if let Some(value) = &self.prefix {
+            let path = format!("{at}.prefix");
+            check_length(value, 0, 4096, &path)?;
         }
         if let Some(value) = &self.query_parameters {
             let path = format!("{at}.queryParameters");
@@ -2324,6 +2361,10 @@ impl Validate for HttpQueryParameter {
             let path = format!("{at}.match");
             value.validate(&path)?;
         }
+        {
+            let path = format!("{at}.name");
+            check_length(&self.name, 1, 255, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2340,6 +2381,10 @@ pub struct QueryParameterMatch {
 
 impl Validate for QueryParameterMatch {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        if let Some(value) = &self.exact {
+            let path = format!("{at}.exact");
+            check_length(value, 0, 4096, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2401,7 +2446,7 @@ impl Validate for HttpRetryPolicy {
         }
         {
             let path = format!("{at}.maxRetries");
-            check_range(self.max_retries, 0, i64::MAX, &path)?;
+            check_range(self.max_retries, 0, 4294967295, &path)?;
         }
         {
             let path = format!("{at}.perRetryTimeout");
@@ -2789,6 +2834,10 @@ pub struct VirtualGatewayListenerTlsSdsCertificate {
 
 impl Validate for VirtualGatewayListenerTlsSdsCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -2878,6 +2927,9 @@ impl Validate for VirtualGatewayTlsValidationContextAcmTrust {
         {
             let path = format!("{at}.certificateAuthorityArns");
             check_count(self.certificate_authority_arns.len(), 1, 3, &path)?;
+            for (i0, item0) in self.certificate_authority_arns.iter().enumerate() {
+                check_length(item0, 1, 2048, &format!("{}[{}]", path, i0))?;
+            }
         }
         let _ = at;
         Ok(())
@@ -2915,6 +2967,10 @@ pub struct VirtualGatewayTlsValidationContextSdsTrust {
 
 impl Validate for VirtualGatewayTlsValidationContextSdsTrust {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.secretName");
+            check_length(&self.secret_name, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3025,7 +3081,7 @@ impl Validate for VirtualGatewayGrpcConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -3052,11 +3108,11 @@ impl Validate for VirtualGatewayHttpConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxConnections");
-            check_range(self.max_connections, 1, i64::MAX, &path)?;
+            check_range(self.max_connections, 1, 4294967295, &path)?;
         }
         if let Some(value) = &self.max_pending_requests {
             let path = format!("{at}.maxPendingRequests");
-            check_range(*value, 1, i64::MAX, &path)?;
+            check_range(*value, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -3076,7 +3132,7 @@ impl Validate for VirtualGatewayHttp2ConnectionPool {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
         {
             let path = format!("{at}.maxRequests");
-            check_range(self.max_requests, 1, i64::MAX, &path)?;
+            check_range(self.max_requests, 1, 4294967295, &path)?;
         }
         let _ = at;
         Ok(())
@@ -3119,6 +3175,10 @@ impl Validate for VirtualGatewayHealthCheckPolicy {
         {
             let path = format!("{at}.intervalMillis");
             check_range(self.interval_millis, 5000, 300000, &path)?;
+        }
+        if let Some(value) = &self.path {
+            let path = format!("{at}.path");
+            check_length(value, 0, 4096, &path)?;
         }
         if let Some(value) = &self.port {
             let path = format!("{at}.port");
@@ -3266,6 +3326,10 @@ pub struct VirtualGatewayListenerTlsAcmCertificate {
 
 impl Validate for VirtualGatewayListenerTlsAcmCertificate {
     fn validate(&self, at: &str) -> Result<(), FieldError> {
+        {
+            let path = format!("{at}.certificateArn");
+            check_length(&self.certificate_arn, 1, 2048, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3668,6 +3732,10 @@ impl Validate for GrpcGatewayRouteMatch {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
         }
+        if let Some(value) = &self.service_name {
+            let path = format!("{at}.serviceName");
+            check_length(value, 1, 255, &path)?;
+        }
         let _ = at;
         Ok(())
     }
@@ -3975,6 +4043,10 @@ impl Validate for HttpGatewayRouteMatch {
             let path = format!("{at}.port");
             check_range(*value, 1, 65535, &path)?;
         }
+        if let Some(value) = &self.prefix {
+            let path = format!("{at}.prefix");
+            check_length(value, 0, 4096, &path)?;
+        }
         if let Some(value) = &self.query_parameters {
             let path = format!("{at}.queryParameters");
             check_count(value.len(), 1, 10, &path)?;
@@ -4041,5 +4113,149 @@ impl Validate for TagRef {
         }
         let _ = at;
         Ok(())
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsAcmCertificate> for ListenerTlsAcmCertificate {
+    fn from(value: &VirtualGatewayListenerTlsAcmCertificate) -> Self {
+        ListenerTlsAcmCertificate {
+            certificate_arn: value.certificate_arn.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsFileCertificate> for ListenerTlsFileCertificate {
+    fn from(value: &VirtualGatewayListenerTlsFileCertificate) -> Self {
+        ListenerTlsFileCertificate {
+            certificate_chain: value.certificate_chain.clone(),
+            private_key: value.private_key.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsSdsCertificate> for ListenerTlsSdsCertificate {
+    fn from(value: &VirtualGatewayListenerTlsSdsCertificate) -> Self {
+        ListenerTlsSdsCertificate {
+            secret_name: value.secret_name.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsCertificate> for ListenerTlsCertificate {
+    fn from(value: &VirtualGatewayListenerTlsCertificate) -> Self {
+        ListenerTlsCertificate {
+            acm: value.acm.as_ref().map(Into::into),
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<VirtualGatewayListenerTlsMode> for ListenerTlsMode {
+    fn from(value: VirtualGatewayListenerTlsMode) -> Self {
+        match value {
+            VirtualGatewayListenerTlsMode::Strict => ListenerTlsMode::Strict,
+            VirtualGatewayListenerTlsMode::Permissive => ListenerTlsMode::Permissive,
+            VirtualGatewayListenerTlsMode::Disabled => ListenerTlsMode::Disabled,
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextFileTrust> for TlsValidationContextFileTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextFileTrust) -> Self {
+        TlsValidationContextFileTrust {
+            certificate_chain: value.certificate_chain.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextSdsTrust> for TlsValidationContextSdsTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextSdsTrust) -> Self {
+        TlsValidationContextSdsTrust {
+            secret_name: value.secret_name.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsValidationContextTrust> for ListenerTlsValidationContextTrust {
+    fn from(value: &VirtualGatewayListenerTlsValidationContextTrust) -> Self {
+        ListenerTlsValidationContextTrust {
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTlsValidationContext> for ListenerTlsValidationContext {
+    fn from(value: &VirtualGatewayListenerTlsValidationContext) -> Self {
+        ListenerTlsValidationContext {
+            subject_alternative_names: value.subject_alternative_names.clone(),
+            trust: (&value.trust).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayListenerTls> for ListenerTls {
+    fn from(value: &VirtualGatewayListenerTls) -> Self {
+        ListenerTls {
+            certificate: (&value.certificate).into(),
+            mode: value.mode.into(),
+            validation: value.validation.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientTlsCertificate> for ClientTlsCertificate {
+    fn from(value: &VirtualGatewayClientTlsCertificate) -> Self {
+        ClientTlsCertificate {
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextAcmTrust> for TlsValidationContextAcmTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextAcmTrust) -> Self {
+        TlsValidationContextAcmTrust {
+            certificate_authority_arns: value.certificate_authority_arns.clone(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContextTrust> for TlsValidationContextTrust {
+    fn from(value: &VirtualGatewayTlsValidationContextTrust) -> Self {
+        TlsValidationContextTrust {
+            acm: value.acm.as_ref().map(Into::into),
+            file: value.file.as_ref().map(Into::into),
+            sds: value.sds.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&VirtualGatewayTlsValidationContext> for TlsValidationContext {
+    fn from(value: &VirtualGatewayTlsValidationContext) -> Self {
+        TlsValidationContext {
+            subject_alternative_names: value.subject_alternative_names.clone(),
+            trust: (&value.trust).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientPolicyTls> for ClientPolicyTls {
+    fn from(value: &VirtualGatewayClientPolicyTls) -> Self {
+        ClientPolicyTls {
+            certificate: value.certificate.as_ref().map(Into::into),
+            enforce: value.enforce.clone(),
+            ports: value.ports.clone(),
+            validation: (&value.validation).into(),
+        }
+    }
+}
+
+impl From<&VirtualGatewayClientPolicy> for ClientPolicy {
+    fn from(value: &VirtualGatewayClientPolicy) -> Self {
+        ClientPolicy {
+            tls: value.tls.as_ref().map(Into::into),
+        }
     }
 }

@@ -7,6 +7,8 @@ use parking_lot::Mutex;
 use regex::Regex;
 use std::collections::HashMap;
 
+use super::spec::{Duration, DurationUnit};
+
 /// A request field that breaks a rule, with the path that names it
 /// (`spec.listeners[0].portMapping.port`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +96,92 @@ pub fn check_pattern(value: &str, pattern: &'static str, at: &str) -> Result<(),
             format!("must match the pattern {pattern}"),
         ))
     }
+}
+
+/// The longest duration Envoy accepts, in seconds (about 292 years): it keeps
+/// durations as 64-bit nanoseconds and refuses a protobuf `Duration` of
+/// `i64::MAX / 10^9` seconds or more, far below the 315,576,000,000 s that protobuf
+/// itself allows.
+pub const MAX_DURATION_SECONDS: i64 = i64::MAX / 1_000_000_000 - 1;
+
+/// An App Mesh duration must be one Envoy accepts: at most [`MAX_DURATION_SECONDS`]
+/// seconds (in milliseconds, up to the last millisecond of that second).
+pub fn check_duration(duration: &Duration, at: &str) -> Result<(), FieldError> {
+    let (Some(value), Some(unit)) = (duration.value, duration.unit) else {
+        return Ok(());
+    };
+    let max = match unit {
+        DurationUnit::S => MAX_DURATION_SECONDS,
+        DurationUnit::Ms => MAX_DURATION_SECONDS * 1000 + 999,
+    };
+    if value <= max {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        format!("{at}.value"),
+        format!(
+            "must be at most {max} ({}), the longest duration Envoy accepts",
+            unit.as_str()
+        ),
+    ))
+}
+
+/// A resource's name: 1 to 255 characters (the model's `ResourceName`; a virtual
+/// service's `ServiceName` likewise), no control characters, no `/` (it separates the
+/// parts of ARNs and of Envoy node ids, so such a name could never be told apart or
+/// served), and not `.` or `..` (path segments that clients remove before they send).
+pub fn check_resource_name(value: &str, at: &str) -> Result<(), FieldError> {
+    check_length(value, 1, 255, at)?;
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(at, "must not contain control characters"));
+    }
+    if value.contains('/') {
+        return Err(FieldError::new(at, "must not contain /"));
+    }
+    if value == "." || value == ".." {
+        return Err(FieldError::new(at, "must not be . or .."));
+    }
+    Ok(())
+}
+
+/// The longest DNS name, in characters, not counting a trailing dot.
+pub const MAX_DNS_NAME: usize = 253;
+
+/// A hostname: an IP address, or a DNS name of at most [`MAX_DNS_NAME`] characters
+/// (with an optional trailing dot) whose labels are 1 to 63 letters, digits, `-` or `_`.
+pub fn check_hostname(value: &str, at: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(at, "must not be empty"));
+    }
+    if value.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = value.strip_suffix('.').unwrap_or(value);
+    if name.len() > MAX_DNS_NAME {
+        return Err(FieldError::new(
+            at,
+            format!("must be a DNS name of at most {MAX_DNS_NAME} characters or an IP address"),
+        ));
+    }
+    for (index, label) in name.split('.').enumerate() {
+        let number = index + 1;
+        if label.is_empty() || label.len() > 63 {
+            return Err(FieldError::new(
+                at,
+                format!("label {number} must be 1 to 63 characters long"),
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(FieldError::new(
+                at,
+                format!("label {number} may contain only letters, digits, - and _"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A union shape must have exactly one member set.

@@ -34,6 +34,8 @@ mod load;
 
 use std::path::{Path, PathBuf};
 
+use parking_lot::Mutex;
+
 use redb::{
     Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, StorageError,
 };
@@ -52,7 +54,9 @@ const CACHE_BYTES: usize = 16 << 20;
 
 /// A store kept in `<data dir>/meshd.redb`.
 pub struct EmbeddedBackend {
-    db: Database,
+    /// The open file; `None` after a write failed on I/O (redb then refuses every
+    /// later write with "Previous I/O error"), until the next commit opens it again.
+    db: Mutex<Option<Database>>,
     path: PathBuf,
 }
 
@@ -86,7 +90,13 @@ impl EmbeddedBackend {
             .map_err(|err| open_error(data_dir, &path, err))?;
         load::initialise(&db, &path)?;
         let snapshot = load::load(&db, &path)?;
-        Ok((EmbeddedBackend { db, path }, snapshot))
+        Ok((
+            EmbeddedBackend {
+                db: Mutex::new(Some(db)),
+                path,
+            },
+            snapshot,
+        ))
     }
 
     /// The data file.
@@ -94,8 +104,8 @@ impl EmbeddedBackend {
         &self.path
     }
 
-    fn write(&self, commit: &Commit) -> Result<(), redb::Error> {
-        let mut txn = self.db.begin_write()?;
+    fn write(db: &Database, commit: &Commit) -> Result<(), redb::Error> {
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_two_phase_commit(true);
         {
@@ -135,11 +145,40 @@ impl EmbeddedBackend {
     }
 }
 
+/// Whether `err` leaves the open database unusable (redb answers every later write
+/// with "Previous I/O error"), so that it must be opened again.
+fn poisons(err: &redb::Error) -> bool {
+    matches!(
+        err,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::TransactionPoisoned
+    )
+}
+
 impl Backend for EmbeddedBackend {
+    /// Commits `commit`. After a write that failed on I/O (a full disk), the file is
+    /// closed and opened again on the next commit, so that writes work again once the
+    /// cause is gone, without a restart; the failed write was not committed (redb's
+    /// two-phase commit), so the file is still at the revision before it.
     fn commit(&self, commit: &Commit) -> Result<(), BackendError> {
-        self.write(commit).map_err(|err| {
+        let unavailable = |err: &dyn std::fmt::Display| {
             tracing::error!(path = %self.path.display(), "a write to the data file failed: {err}");
             BackendError::Unavailable(format!("cannot write {}: {err}", self.path.display()))
+        };
+        let mut db = self.db.lock();
+        if db.is_none() {
+            let reopened = redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(&self.path)
+                .map_err(|err| unavailable(&err))?;
+            tracing::info!(path = %self.path.display(), "opened the data file again after a failed write");
+            *db = Some(reopened);
+        }
+        let open = db.as_ref().expect("opened above");
+        Self::write(open, commit).map_err(|err| {
+            if poisons(&err) {
+                *db = None;
+            }
+            unavailable(&err)
         })
     }
 }

@@ -105,7 +105,7 @@ impl Envoy {
         mode: Mode,
         edit: impl FnOnce(String) -> String,
     ) -> Envoy {
-        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, &[], edit).await
+        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, &[], &[], edit).await
     }
 
     /// [`Envoy::start`], with `args` added to `meshd bootstrap` (`--xds-ca …`).
@@ -115,10 +115,22 @@ impl Envoy {
         mode: Mode,
         args: &[&std::ffi::OsStr],
     ) -> Envoy {
-        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, args, |bootstrap| {
+        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, args, &[], |bootstrap| {
             bootstrap
         })
         .await
+    }
+
+    /// [`Envoy::start_with`], with the App Mesh image's variables `env` also set for
+    /// `meshd bootstrap`.
+    pub async fn start_with_env(
+        resource_arn: &str,
+        xds_endpoint: &str,
+        mode: Mode,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Envoy {
+        Self::start_bootstrapped(resource_arn, xds_endpoint, mode, &[], env, edit).await
     }
 
     async fn start_bootstrapped(
@@ -126,6 +138,7 @@ impl Envoy {
         xds_endpoint: &str,
         mode: Mode,
         args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
         edit: impl FnOnce(String) -> String,
     ) -> Envoy {
         require_envoy();
@@ -144,7 +157,9 @@ impl Envoy {
             .env("APPMESH_XDS_ENDPOINT", xds_endpoint)
             .env("ENVOY_ADMIN_ACCESS_LOG_FILE", dir.join("admin_access.log"))
             .env_remove("ENVOY_INITIAL_FETCH_TIMEOUT")
-            .env_remove("ENVOY_ADMIN_ACCESS_PORT");
+            .env_remove("ENVOY_ADMIN_ACCESS_PORT")
+            .env_remove("APPMESH_SDS_SOCKET_PATH")
+            .envs(env.iter().copied());
         if mode == Mode::Delta {
             bootstrap.arg("--delta");
         }

