@@ -71,6 +71,21 @@ async fn exchange(addr: SocketAddr, head: &[u8], body: &[u8]) -> Answer {
     }
 }
 
+/// A well-behaved client's ListMeshes is answered with 200 within a second.
+async fn served_within_a_second(addr: SocketAddr) {
+    let answer = tokio::time::timeout(Duration::from_secs(1), async {
+        exchange(
+            addr,
+            b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n",
+            b"",
+        )
+        .await
+    })
+    .await
+    .expect("a well-behaved client is served within a second");
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
 /// The server still answers an ordinary request.
 async fn still_serves(addr: SocketAddr) {
     let answer = exchange(
@@ -246,19 +261,7 @@ async fn idle_and_slow_connections_do_not_lock_out_a_well_behaved_client() {
     });
 
     for _ in 0..10 {
-        let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(Duration::from_secs(1), async {
-            exchange(
-                addr,
-                b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n",
-                b"",
-            )
-            .await
-        })
-        .await
-        .expect("a well-behaved client is served within a second");
-        assert_eq!(answer.status, 200, "{answer:?}");
-        assert!(started.elapsed() < Duration::from_secs(1));
+        served_within_a_second(addr).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The oldest idle connections were closed to make room.
@@ -341,17 +344,7 @@ async fn an_idle_flood_under_an_open_files_limit_does_not_stop_the_api() {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
     }
     for _ in 0..5 {
-        let answer = tokio::time::timeout(Duration::from_secs(1), async {
-            exchange(
-                addr,
-                b"GET /v20190125/meshes HTTP/1.1\r\nhost: meshd\r\n",
-                b"",
-            )
-            .await
-        })
-        .await
-        .expect("an API request is served within a second");
-        assert_eq!(answer.status, 200, "{answer:?}");
+        served_within_a_second(addr).await;
     }
     drop(idle);
 }
