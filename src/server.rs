@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::access::{AccessConfig, Gate};
 use crate::api::{self, Account, App, Authentication, Verifier};
+use crate::console::{ConsoleConfig, ConsoleLogin};
 use crate::hub::Hub;
+use crate::metrics;
 use crate::net::{ListenerLimits, ListenerStats, ServerTls, serve_connections};
 use crate::store::{Limits, Store, StoreConfig};
 use crate::xds::XdsService;
@@ -131,6 +133,10 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// How API requests are authenticated.
     pub authentication: Authentication,
+    /// Where `GET /metrics` is served instead of the API port, if elsewhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The web console, if it is served.
+    pub console: Option<ConsoleConfig>,
 }
 
 impl ServerConfig {
@@ -146,6 +152,8 @@ impl ServerConfig {
             limits: Limits::default(),
             store: StoreConfig::Memory,
             authentication: Authentication::None,
+            metrics_addr: None,
+            console: None,
         }
     }
 }
@@ -166,6 +174,10 @@ pub struct RunningServer {
     pub xds: XdsService,
     /// The xDS TCP listener's connection counts.
     pub xds_listener: Arc<ListenerStats>,
+    /// The address `GET /metrics` has a listener of its own on, if it has one.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The address the console listens on, if it is served.
+    pub console_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -195,6 +207,10 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     if let Some(addr) = config.xds_addr {
         config.xds.check(addr).map_err(std::io::Error::other)?;
     }
+    let console_login = match &config.console {
+        Some(console) => console.check().map_err(std::io::Error::other)?,
+        None => None,
+    };
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
     let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits))
@@ -213,7 +229,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
             data_dir.display()
         );
     }
-    serve(config, Arc::new(store), verifier).await
+    serve(config, Arc::new(store), verifier, console_login).await
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -225,6 +241,7 @@ async fn serve(
     config: ServerConfig,
     store: Arc<Store>,
     verifier: Option<Verifier>,
+    console_login: Option<ConsoleLogin>,
 ) -> std::io::Result<RunningServer> {
     let (stop, stop_rx) = watch::channel(false);
     let tls = match &config.xds.tls {
@@ -255,24 +272,54 @@ async fn serve(
 
     let listener = TcpListener::bind(config.api_addr).await?;
     let api_addr = listener.local_addr()?;
+    let app_account = Arc::new(config.account.clone());
     let app = App {
         store: store.clone(),
-        account: Arc::new(config.account),
+        account: app_account.clone(),
     };
     let service = XdsService::new(gate.clone()).with_shutdown(stop_rx.clone());
     let xds_listener = Arc::new(ListenerStats::default());
-    let routes = api::router(app).merge(status_routes(
+    let mut routes = api::router(app).merge(status_routes(
         service.clone(),
         gate.clone(),
         xds_listener.clone(),
     ));
-    let router = api::served(routes, verifier);
+    let metrics = metrics::routes(metrics::Sources {
+        store: store.clone(),
+        streams: service.streams().clone(),
+    });
+    let mut metrics_addr = None;
+    match config.metrics_addr {
+        None => routes = routes.merge(metrics),
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            metrics_addr = Some(listener.local_addr()?);
+            let router = api::served(metrics, verifier.clone());
+            tasks.push(serve_http(listener, router, stop_rx.clone()));
+        }
+    }
+    let router =
+        api::served(routes, verifier).layer(axum::middleware::from_fn(metrics::count_api_requests));
     let stop_api = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(stopped(stop_api))
             .await
     }));
+    let mut console_addr = None;
+    if let Some(console) = &config.console {
+        let listener = TcpListener::bind(console.addr).await?;
+        console_addr = Some(listener.local_addr()?);
+        let router = crate::console::router(
+            crate::console::Sources {
+                store: store.clone(),
+                streams: service.streams().clone(),
+                account: app_account.clone(),
+            },
+            console_login,
+        );
+        tasks.push(serve_http(listener, router, stop_rx.clone()));
+    }
 
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
@@ -316,8 +363,23 @@ async fn serve(
         gate,
         xds: service,
         xds_listener,
+        metrics_addr,
+        console_addr,
         stop,
         tasks,
+    })
+}
+
+/// Serves `router` on `listener` until `stop`.
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
     })
 }
 
