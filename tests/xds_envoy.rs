@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::types::{
-    Backend, DnsServiceDiscovery, Listener, ListenerTls, ListenerTlsCertificate,
-    ListenerTlsFileCertificate, ListenerTlsMode, PortMapping, PortProtocol, RouteSpec,
-    ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener, VirtualRouterServiceProvider,
-    VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider, VirtualServiceSpec,
+    Backend, DnsServiceDiscovery, Listener, ListenerTls, ListenerTlsMode, PortMapping,
+    PortProtocol, RouteSpec, ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener,
+    VirtualRouterServiceProvider, VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider,
+    VirtualServiceSpec,
 };
 use common::envoy::{
     ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, listener_entry, listener_names,
@@ -111,21 +111,6 @@ fn node_spec(
 /// `front`'s spec: listener 8080 (with `tls`, if any), backend `api.demo.local`.
 fn front_spec(tls: Option<ListenerTls>) -> VirtualNodeSpec {
     node_spec(8080, "front.demo.local", Some(SERVICE), tls)
-}
-
-/// STRICT TLS with a certificate file that does not exist on this host (Envoy rejects it).
-fn strict_tls_with_missing_files(mode: ListenerTlsMode) -> ListenerTls {
-    ListenerTls::builder()
-        .mode(mode)
-        .certificate(ListenerTlsCertificate::File(
-            ListenerTlsFileCertificate::builder()
-                .certificate_chain("/nonexistent/meshd-test/cert.pem")
-                .private_key("/nonexistent/meshd-test/key.pem")
-                .build()
-                .unwrap(),
-        ))
-        .build()
-        .unwrap()
 }
 
 /// The route of `api-router`: `/` to blue and green with these weights.
@@ -574,7 +559,7 @@ async fn rejected_listener_is_reported_not_resent_and_fixable(mode: Mode) {
     let client = common::sdk_client(server.api_addr);
     create_demo(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Strict)),
+        Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict)),
     )
     .await;
     let envoy = Envoy::start(&front_arn(), &xds_endpoint(&server), mode).await;
@@ -658,7 +643,9 @@ async fn rejected_listener_is_reported_not_resent_and_fixable(mode: Mode) {
     let listeners_accepted = stat(&envoy.stats().await, LDS_SUCCESS);
     update_front(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Disabled)),
+        Some(common::sdk::tls_with_missing_files(
+            ListenerTlsMode::Disabled,
+        )),
         false,
     )
     .await;
@@ -712,7 +699,7 @@ async fn reverting_a_rejected_change_is_in_sync(mode: Mode) {
 
     update_front(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Strict)),
+        Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict)),
         false,
     )
     .await;
