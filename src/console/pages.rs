@@ -24,8 +24,8 @@ pre { background: #fff; border: 1px solid #d5d9e0; padding: 8px; overflow-x: aut
 .ok { color: #17692e; }
 .waiting { color: #8a5a00; }
 section.proxy { background: #fff; border: 1px solid #d5d9e0; padding: 4px 14px; margin: 12px 0; }
-svg text { font: 12px system-ui, sans-serif; }
-svg .edge-label { paint-order: stroke; stroke: #f6f7f9; stroke-width: 4px; fill: #3b4352; }
+svg text { font-size: 12px; font-family: system-ui, sans-serif; }
+svg .edge-label { font-size: 11px; paint-order: stroke; stroke: #f6f7f9; stroke-width: 4px; fill: #3b4352; }
 ";
 
 /// Re-reads the page every second and swaps in its `main` when it changed: the page
@@ -99,27 +99,36 @@ pub fn start(snapshot: &Snapshot, streams: usize) -> Markup {
     )
 }
 
-const BOX_WIDTH: i64 = 190;
+const BOX_WIDTH: i64 = 180;
 const BOX_HEIGHT: i64 = 46;
-const COLUMN_STEP: i64 = 240;
+const COLUMN_STEP: i64 = 300;
 const ROW_STEP: i64 = 64;
 const TOP: i64 = 40;
 
-/// The topology as SVG: a column per kind, a box per resource, arrows with their labels
-/// as text.
+/// The topology as SVG: a column per kind that the mesh has, a box per resource, arrows
+/// with their labels as text.
 fn graph(topology: &Topology) -> Markup {
     let mut rows = [0i64; COLUMNS.len()];
+    for vertex in &topology.vertices {
+        rows[vertex.column] += 1;
+    }
+    // Only the kinds the mesh has take a column.
+    let mut left = [0i64; COLUMNS.len()];
+    let mut shown = Vec::new();
+    for (column, kind) in COLUMNS.iter().enumerate() {
+        if rows[column] > 0 {
+            left[column] = 10 + shown.len() as i64 * COLUMN_STEP;
+            shown.push((left[column], kind));
+        }
+    }
+    let mut row = [0i64; COLUMNS.len()];
     let mut at = Vec::with_capacity(topology.vertices.len());
     for vertex in &topology.vertices {
-        let row = rows[vertex.column];
-        rows[vertex.column] += 1;
-        at.push((
-            10 + vertex.column as i64 * COLUMN_STEP,
-            TOP + row * ROW_STEP,
-        ));
+        at.push((left[vertex.column], TOP + row[vertex.column] * ROW_STEP));
+        row[vertex.column] += 1;
     }
     let height = TOP + rows.iter().max().copied().unwrap_or(0).max(1) * ROW_STEP;
-    let width = 10 + COLUMNS.len() as i64 * COLUMN_STEP;
+    let width = 10 + (shown.len().max(1) as i64 - 1) * COLUMN_STEP + BOX_WIDTH + 10;
     html! {
         svg.topology xmlns="http://www.w3.org/2000/svg" width=(width) height=(height)
             viewBox=(format!("0 0 {width} {height}")) role="img"
@@ -130,8 +139,8 @@ fn graph(topology: &Topology) -> Markup {
                     path d="M 0 0 L 10 5 L 0 10 z" fill="#5b6473" {}
                 }
             }
-            @for (column, kind) in COLUMNS.iter().enumerate() {
-                text x=(10 + column as i64 * COLUMN_STEP) y="20" font-weight="bold" { (kind.words()) }
+            @for (x, kind) in &shown {
+                text x=(x) y="20" font-weight="bold" { (kind.words()) }
             }
             @for edge in &topology.edges {
                 @let (fx, fy) = at[edge.from];
