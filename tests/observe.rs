@@ -16,6 +16,9 @@ use aws_sdk_appmesh::types::{ListenerTlsMode, VirtualNodeSpec};
 use common::browser::Browser;
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, eventually, meshd_proxies, weighted_clusters};
 use common::sdk::{http_route_spec, node_spec, router_provided, router_spec};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use meshd::server::{RunningServer, ServerConfig};
 use serde_json::Value;
 
@@ -351,6 +354,41 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
         sample(&changed, r#"meshd_xds_nacks_total{type="cluster"}"#),
         "only the listener was rejected"
     );
+
+    // The rejected listener stays unacknowledged: after 30 s, the proxy is out of sync.
+    eventually(
+        "front to count as out of sync",
+        Duration::from_secs(45),
+        || async {
+            match sample(&scrape(api).await, "meshd_xds_proxies_out_of_sync") {
+                1.0 => Ok(()),
+                n => Err(format!("{n} proxies out of sync")),
+            }
+        },
+    )
+    .await;
+
+    // A stream whose node id names no App Mesh resource is refused, and counted so.
+    const INVALID: &str = r#"meshd_xds_refused_streams_total{reason="invalid_node_id"}"#;
+    let refused_before = sample(&scrape(api).await, INVALID);
+    let request = DiscoveryRequest {
+        node: Some(Node {
+            id: "not-an-app-mesh-node".into(),
+            ..Default::default()
+        }),
+        type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster".into(),
+        ..Default::default()
+    };
+    let mut ads =
+        AggregatedDiscoveryServiceClient::connect(format!("http://{}", server.xds_addr.unwrap()))
+            .await
+            .unwrap();
+    let refusal = ads
+        .stream_aggregated_resources(tokio_stream::iter([request]))
+        .await
+        .expect_err("the stream is refused");
+    assert_eq!(refusal.code(), tonic::Code::InvalidArgument, "{refusal:?}");
+    assert_eq!(sample(&scrape(api).await, INVALID) - refused_before, 1.0);
     drop(envoy);
     server.shutdown().await.unwrap();
 }
@@ -451,7 +489,7 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     let shown = browser.texts("section.proxy pre.nack-message").await;
     assert_eq!(
         shown,
-        [nack.clone()],
+        std::slice::from_ref(&nack),
         "Envoy's message is shown as it sent it"
     );
     assert!(nack.contains("/nonexistent/meshd-test/"), "{nack}");

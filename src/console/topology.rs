@@ -266,7 +266,6 @@ mod tests {
             &serde_json::json!([
                 {"meshName": "m", "spec": {}},
                 {"meshName": "m", "virtualNodeName": "blue", "spec": {
-                    "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
                     "backends": [{"virtualService": {"virtualServiceName": "db.local"}}]}},
                 {"meshName": "m", "virtualNodeName": "green", "spec": {}},
                 {"meshName": "m", "virtualRouterName": "r", "spec": {
