@@ -12,19 +12,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_appmesh::Client;
-use aws_sdk_appmesh::types::{ListenerTlsMode, VirtualNodeSpec};
+use aws_sdk_appmesh::types::ListenerTlsMode;
 use common::browser::Browser;
+use common::demo::{FRONT, create_demo, set_weights, update_front};
 use common::envoy::{ENVOY_LOCK, Envoy, Mode, eventually, meshd_proxies, weighted_clusters};
-use common::sdk::{http_route_spec, node_spec, router_provided, router_spec};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use meshd::server::{RunningServer, ServerConfig};
 use serde_json::Value;
 
-const MESH: &str = "shop";
-const FRONT: &str = "mesh/shop/virtualNode/front";
-const SERVICE: &str = "api.shop.local";
 const WAIT: Duration = Duration::from_secs(20);
 const EGRESS_ROUTES: &str = "rds_egress_http_9080";
 
@@ -43,97 +40,23 @@ async fn start_meshd(console: bool) -> RunningServer {
     meshd::server::start(config).await.expect("meshd starts")
 }
 
-/// `front`'s spec: http 8080, backend `api.shop.local`, its listener TLS STRICT with
-/// files Envoy cannot find if `broken` (Envoy rejects that listener).
-fn front_spec(broken: bool) -> VirtualNodeSpec {
-    let mut spec = node_spec(8080, "front.shop.local", &[SERVICE]);
-    if broken {
-        spec.listeners.as_mut().unwrap()[0].tls =
-            Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict));
-    }
-    spec
+/// The demo mesh, its route splitting 3:1 between blue and green.
+async fn create_mesh(client: &Client) {
+    create_demo(client, None).await;
+    set_weights(client, 3, 1).await;
 }
 
-/// The mesh `shop`: nodes `blue` and `green` (http 9080), router `api-router` whose
-/// route `api-route` sends `/` to blue and green 3:1, the service `api.shop.local` on
-/// the router, and `front` calling it.
-async fn create_shop(client: &Client) {
-    client.create_mesh().mesh_name(MESH).send().await.unwrap();
-    for name in ["blue", "green"] {
-        client
-            .create_virtual_node()
-            .mesh_name(MESH)
-            .virtual_node_name(name)
-            .spec(node_spec(9080, &format!("{name}.shop.local"), &[]))
-            .send()
-            .await
-            .unwrap();
-    }
-    client
-        .create_virtual_router()
-        .mesh_name(MESH)
-        .virtual_router_name("api-router")
-        .spec(router_spec(&[9080]))
-        .send()
-        .await
-        .unwrap();
-    set_weights(client, 3, 1, true).await;
-    client
-        .create_virtual_service()
-        .mesh_name(MESH)
-        .virtual_service_name(SERVICE)
-        .spec(router_provided("api-router"))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("front")
-        .spec(front_spec(false))
-        .send()
-        .await
-        .unwrap();
-}
-
-/// Creates (or updates) `api-route` with these weights for blue and green.
-async fn set_weights(client: &Client, blue: i32, green: i32, create: bool) {
-    let spec = http_route_spec("/", &[("blue", blue), ("green", green)], None);
-    if create {
-        client
-            .create_route()
-            .mesh_name(MESH)
-            .virtual_router_name("api-router")
-            .route_name("api-route")
-            .spec(spec)
-            .send()
-            .await
-            .unwrap();
-    } else {
-        client
-            .update_route()
-            .mesh_name(MESH)
-            .virtual_router_name("api-router")
-            .route_name("api-route")
-            .spec(spec)
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
+/// Gives `front`'s listener TLS that Envoy cannot load: it rejects the listener.
 async fn break_front(client: &Client) {
-    client
-        .update_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("front")
-        .spec(front_spec(true))
-        .send()
-        .await
-        .unwrap();
+    update_front(
+        client,
+        Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict)),
+        false,
+    )
+    .await;
 }
 
-/// Waits until Envoy routes `api.shop.local` blue:green as `weights`.
+/// Waits until Envoy routes `api.demo.local` blue:green as `weights`.
 async fn wait_for_weights(envoy: &Envoy, blue: u64, green: u64) {
     eventually("Envoy to take up the weights", WAIT, || async {
         let routes = weighted_clusters(&envoy.config_dump().await, EGRESS_ROUTES);
@@ -253,7 +176,7 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
     let count = |scrape: &Scrape, series: &str| scrape.get(series).copied().unwrap_or(0.0);
     const CREATE_MESH: &str = r#"meshd_api_requests_total{operation="CreateMesh",code="200"}"#;
 
-    create_shop(&client).await;
+    create_mesh(&client).await;
     let envoy = Envoy::start(
         &common::arn(FRONT),
         &server.xds_addr.unwrap().to_string(),
@@ -274,7 +197,7 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
             r#"meshd_api_request_duration_seconds_count{operation="CreateVirtualNode"}"#
         ) >= 3.0
     );
-    assert_eq!(sample(&synced, "meshd_store_revision"), 7.0, "seven writes");
+    assert_eq!(sample(&synced, "meshd_store_revision"), 8.0, "eight writes");
     assert_eq!(
         sample(&synced, r#"meshd_resources{kind="VirtualNode"}"#),
         3.0
@@ -292,7 +215,7 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
     assert_eq!(sample(&synced, "meshd_xds_proxies_out_of_sync"), 0.0);
 
     // A change through the API: counted, written, compiled, pushed and acknowledged.
-    set_weights(&client, 1, 3, false).await;
+    set_weights(&client, 1, 3).await;
     wait_for_weights(&envoy, 1, 3).await;
     wait_in_sync(api).await;
     let changed = scrape(api).await;
@@ -301,7 +224,7 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
         sample(&changed, UPDATE_ROUTE) - count(&synced, UPDATE_ROUTE),
         1.0
     );
-    assert_eq!(sample(&changed, "meshd_store_revision"), 8.0);
+    assert_eq!(sample(&changed, "meshd_store_revision"), 9.0);
     for series in [
         "meshd_store_writes_total",
         "meshd_store_write_duration_seconds_count",
@@ -329,7 +252,7 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
     const MISSING: &str = r#"meshd_api_requests_total{operation="DescribeVirtualNode",code="404"}"#;
     let missing = client
         .describe_virtual_node()
-        .mesh_name(MESH)
+        .mesh_name(common::demo::MESH)
         .virtual_node_name("nobody")
         .send()
         .await;
@@ -401,7 +324,7 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     let server = start_meshd(true).await;
     let console = format!("http://{}", server.console_addr.expect("a console"));
     let client = common::sdk_client(server.api_addr);
-    create_shop(&client).await;
+    create_mesh(&client).await;
     client
         .create_mesh()
         .mesh_name("second-mesh")
@@ -413,14 +336,14 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     // The start page lists the meshes created through the API.
     browser.goto(&format!("{console}/")).await;
     let meshes = browser.texts("ul.meshes li").await;
-    assert_eq!(meshes, ["second-mesh", MESH]);
+    assert_eq!(meshes, ["demo", "second-mesh"]);
 
     // The mesh's topology: the router's two targets with weights 3 and 1, as text.
-    let page = browser.click("ul.meshes a >> text=shop").await;
-    assert!(page.contains("Mesh shop"), "{page}");
+    let page = browser.click("ul.meshes a >> text=demo").await;
+    assert!(page.contains("Mesh demo"), "{page}");
     let svg_text = browser.texts("svg.topology").await.join("\n");
     for shown in [
-        "api.shop.local",
+        "api.demo.local",
         "api-router",
         "api-router/api-route",
         "blue",
@@ -431,7 +354,7 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     assert!(svg_text.contains("weight 3") && svg_text.contains("weight 1"));
     let connections = browser.texts("table.connections tr").await;
     for row in [
-        "api.shop.local\tapi-router\t",
+        "api.demo.local\tapi-router\t",
         "api-router\tapi-router/api-route\thttp prefix /",
         "api-router/api-route\tblue\tweight 3",
         "api-router/api-route\tgreen\tweight 1",
@@ -443,13 +366,13 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     }
     let backends = browser.texts("ul.backends li").await;
     assert!(
-        backends.contains(&"front: backends: api.shop.local".to_string()),
+        backends.contains(&"front: backends: api.demo.local".to_string()),
         "{backends:?}"
     );
     browser.screenshot("topology.png").await;
 
     // A weight changed through the API appears without a reload, within 2 s.
-    set_weights(&client, 5, 1, false).await;
+    set_weights(&client, 5, 1).await;
     let took = browser
         .wait_for("weight 5", Duration::from_secs(2))
         .await
@@ -459,7 +382,7 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
 
     // Every resource's spec and metadata.
     let route = browser
-        .click("table.resources a >> text=mesh/shop/virtualRouter/api-router/route/api-route")
+        .click("table.resources a >> text=mesh/demo/virtualRouter/api-router/route/api-route")
         .await;
     assert!(route.contains("Route api-route"), "{route}");
     let spec = browser.texts("pre.spec").await.join("");
@@ -469,8 +392,8 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
         5
     );
     let metadata = browser.texts("table.metadata tr").await.join("\n");
-    assert!(metadata.contains("arn:aws:appmesh:us-east-1:111122223333:mesh/shop/virtualRouter/api-router/route/api-route"), "{metadata}");
-    assert!(metadata.contains("version\t2"), "{metadata}");
+    assert!(metadata.contains("arn:aws:appmesh:us-east-1:111122223333:mesh/demo/virtualRouter/api-router/route/api-route"), "{metadata}");
+    assert!(metadata.contains("version\t3"), "{metadata}");
 
     // A NACKing Envoy's own error text, on its proxy.
     break_front(&client).await;
