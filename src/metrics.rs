@@ -3,6 +3,9 @@
 //! when `/metrics` is scraped from what the server holds then (the store's revision and
 //! resources, the connected streams).
 //!
+//! The registry is the process's (one meshd per process; in-process servers in tests
+//! share it, so their counters add up).
+//!
 //! Label values are bounded sets (operations, status codes, kinds, xDS types, refusal
 //! reasons): never a node id or a resource name. Per-proxy detail stays in the status
 //! view (`GET /meshd/v1/proxies`) and the console.

@@ -3,7 +3,8 @@
 //! after real traffic: App Mesh API calls through the AWS SDK, Envoy's ACKs and a NACK.
 //!
 //! Envoy binds the listeners 0.0.0.0:15000 and 0.0.0.0:15001 from the compiled
-//! configuration, so the tests run one Envoy at a time (`ENVOY_LOCK`).
+//! configuration, and the metrics registry is the process's, so the tests run one Envoy
+//! and one in-process meshd at a time (`ENVOY_LOCK`).
 
 mod common;
 
@@ -313,6 +314,36 @@ async fn metrics_move_with_api_calls_pushes_acks_and_nacks() {
     assert_eq!(refusal.code(), tonic::Code::InvalidArgument, "{refusal:?}");
     assert_eq!(sample(&scrape(api).await, INVALID) - refused_before, 1.0);
     drop(envoy);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_addr_moves_the_metrics_off_the_api_port() {
+    // The metrics are the process's: one in-process meshd at a time.
+    let _serial = ENVOY_LOCK.lock().await;
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let account = meshd::api::Account {
+        region: common::REGION.into(),
+        account_id: common::ACCOUNT_ID.into(),
+    };
+    let server = meshd::server::start(ServerConfig {
+        metrics_addr: Some(loopback),
+        ..ServerConfig::api_only(loopback, account)
+    })
+    .await
+    .unwrap();
+    let metrics = server.metrics_addr.expect("a metrics listener");
+    common::sdk_client(server.api_addr)
+        .create_mesh()
+        .mesh_name("moved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sample(&scrape(metrics).await, "meshd_store_revision"), 1.0);
+    let on_api_port = reqwest::get(format!("http://{}/metrics", server.api_addr))
+        .await
+        .unwrap();
+    assert_eq!(on_api_port.status(), 404, "no metrics on the API port");
     server.shutdown().await.unwrap();
 }
 

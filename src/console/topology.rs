@@ -276,6 +276,11 @@ mod tests {
                         {"virtualNode": "green", "weight": 1}]}}}},
                 {"meshName": "m", "virtualServiceName": "api.local", "spec": {
                     "provider": {"virtualRouter": {"virtualRouterName": "r"}}}},
+                {"meshName": "m", "virtualGatewayName": "gw", "spec": {
+                    "listeners": [{"portMapping": {"port": 8080, "protocol": "http"}}]}},
+                {"meshName": "m", "virtualGatewayName": "gw", "gatewayRouteName": "to-api",
+                    "spec": {"httpRoute": {"match": {"prefix": "/shop"}, "action": {
+                        "target": {"virtualService": {"virtualServiceName": "api.local"}}}}}},
             ]),
         )
         .unwrap();
@@ -289,6 +294,8 @@ mod tests {
         assert_eq!(
             edges,
             [
+                ("gw", "gw/to-api", ""),
+                ("gw/to-api", "api.local", "http prefix /shop"),
                 ("api.local", "r", ""),
                 ("r", "r/split", "http prefix /api"),
                 ("r/split", "blue", "weight 3"),
