@@ -164,7 +164,12 @@ async fn resource_page(
 }
 
 async fn proxies_page(State(sources): State<Sources>) -> Response {
-    render(move || pages::proxies(&sources.streams.statuses())).await
+    render(move || {
+        let mut streams = sources.streams.snapshots();
+        streams.sort_by(|a, b| (&a.0.resource, &a.0.node_id).cmp(&(&b.0.resource, &b.0.node_id)));
+        pages::proxies(&streams)
+    })
+    .await
 }
 
 #[cfg(test)]

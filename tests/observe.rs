@@ -450,6 +450,10 @@ async fn the_console_shows_meshes_topology_live_weights_and_a_proxys_nack() {
     let states = browser.texts("section.proxy table.types").await.join("\n");
     assert!(states.contains("listener\trejected"), "{states}");
     assert!(states.contains("cluster\tin sync"), "{states}");
+    assert!(
+        states.contains("cds_egress_demo_blue_http_9080"),
+        "what it is sent, by name: {states}"
+    );
     browser.screenshot("proxies.png").await;
     drop(envoy);
     server.shutdown().await.unwrap();

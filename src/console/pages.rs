@@ -1,14 +1,15 @@
 //! The console's pages, rendered with `maud` (escaped HTML, SVG for the topology).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::api::{Account, describe_data};
+use crate::compile::ResourceType;
 use crate::model::{Resource, ResourceKind};
 use crate::store::Snapshot;
-use crate::xds::StreamStatus;
+use crate::xds::{ProxySnapshot, StreamStatus, type_label};
 
 use super::topology::{COLUMNS, Topology};
 
@@ -258,15 +259,15 @@ pub fn resource(account: &Account, arn: &str, resource: Option<&Resource>) -> Ma
 
 /// Every connected proxy: per type what it was sent and accepted, what it rejected (with
 /// Envoy's message), and its diagnostics.
-pub fn proxies(statuses: &BTreeMap<u64, StreamStatus>) -> Markup {
+pub fn proxies(streams: &[(StreamStatus, Arc<ProxySnapshot>)]) -> Markup {
     page(
         "Proxies",
         html! {
-            @if statuses.is_empty() {
+            @if streams.is_empty() {
                 p { "No proxy is connected." }
             }
-            @for (id, stream) in statuses {
-                section.proxy id=(format!("stream-{id}")) {
+            @for (stream, snapshot) in streams {
+                section.proxy {
                     h2 { (stream.resource) }
                     p {
                         "Node id " code { (stream.node_id) } ", "
@@ -277,7 +278,7 @@ pub fn proxies(statuses: &BTreeMap<u64, StreamStatus>) -> Markup {
                         }
                     }
                     table.types {
-                        tr { th { "Type" } th { "State" } th { "Sent" } th { "Acknowledged" } th { "Responses" } }
+                        tr { th { "Type" } th { "State" } th { "Sent" } th { "Acknowledged" } th { "Responses" } th { "Resources" } }
                         @for (kind, state) in &stream.types {
                             tr {
                                 td { (kind) }
@@ -291,6 +292,7 @@ pub fn proxies(statuses: &BTreeMap<u64, StreamStatus>) -> Markup {
                                 td { code { (state.sent_version) } }
                                 td { code { (state.acked_version) } }
                                 td { (state.responses_sent) }
+                                td.names { (resource_names(snapshot, kind)) }
                             }
                         }
                     }
@@ -314,6 +316,23 @@ pub fn proxies(statuses: &BTreeMap<u64, StreamStatus>) -> Markup {
             }
         },
     )
+}
+
+/// The names of the resources of type `label` in `snapshot` (what the stream serves).
+fn resource_names(snapshot: &ProxySnapshot, label: &str) -> String {
+    ResourceType::ALL
+        .into_iter()
+        .find(|kind| type_label(*kind) == label)
+        .map(|kind| {
+            let names: Vec<&str> = snapshot
+                .of(kind)
+                .resources
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// The login form, with `error` if the last attempt failed.

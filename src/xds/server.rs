@@ -168,7 +168,7 @@ impl StreamRegistry {
     }
 
     /// Every connected stream's status with the snapshot it works from.
-    fn snapshots(&self) -> Vec<(StreamStatus, Arc<ProxySnapshot>)> {
+    pub(crate) fn snapshots(&self) -> Vec<(StreamStatus, Arc<ProxySnapshot>)> {
         self.streams
             .iter()
             .map(|entry| entry.value().status_and_snapshot())
