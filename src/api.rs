@@ -31,6 +31,8 @@ pub use auth::{Authentication, Verifier};
 pub use credentials::{Credentials, CredentialsError};
 pub use error::{ApiError, ErrorType};
 pub use render::Account;
+/// A resource as the Describe operations render it (for the console).
+pub use render::data as describe_data;
 use request::Query;
 use resources::Scope;
 

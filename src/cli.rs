@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{Account, Authentication};
+use crate::console::ConsoleConfig;
 use crate::listen::ConnectionLimits;
 use crate::net::ListenerLimits;
 use crate::server::{ServerConfig, XdsConfig, XdsTls};
@@ -205,6 +206,21 @@ pub struct ServeArgs {
     /// Address of the App Mesh API (restJson1, as AWS clients speak it). Port 0 picks a free port.
     #[arg(long, env = "MESHD_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
+    /// Serve `GET /metrics` (Prometheus) on this address instead of the API port; it is
+    /// protected as the API is (--auth).
+    #[arg(long, env = "MESHD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Address of the read-only web console. Off loopback it needs --console-token-file
+    /// or --console-insecure.
+    #[arg(long, env = "MESHD_CONSOLE_ADDR", default_value = crate::console::DEFAULT_CONSOLE_ADDR)]
+    pub console_addr: SocketAddr,
+    /// The console asks for the token this file holds (trimmed) once, in a login form.
+    #[arg(long, env = "MESHD_CONSOLE_TOKEN_FILE")]
+    pub console_token_file: Option<PathBuf>,
+    /// Serve the console on a non-loopback --console-addr without a login (anyone who
+    /// reaches it may read the whole mesh).
+    #[arg(long, env = "MESHD_CONSOLE_INSECURE")]
+    pub console_insecure: bool,
     /// Address of the xDS server (ADS over gRPC, state of the world and delta).
     #[arg(long, env = "MESHD_XDS_ADDR", default_value = "127.0.0.1:18000")]
     pub xds_addr: SocketAddr,
@@ -443,6 +459,12 @@ impl ServeArgs {
                     credentials_file: self.credentials_file.clone().unwrap_or_default(),
                 },
             },
+            metrics_addr: self.metrics_addr,
+            console: Some(ConsoleConfig {
+                addr: self.console_addr,
+                token_file: self.console_token_file.clone(),
+                insecure: self.console_insecure,
+            }),
         }
     }
 }

@@ -231,6 +231,8 @@ impl Hub {
                 changed = feed.changed() => if changed.is_err() { return },
                 () = &mut stop => return,
             }
+            // Latencies to proxies are measured from here: the change was seen.
+            let changed_at = std::time::Instant::now();
             if let Some(end) = window_end {
                 tokio::select! {
                     () = tokio::time::sleep_until(end) => {}
@@ -240,7 +242,7 @@ impl Hub {
             let started = tokio::time::Instant::now();
             let snapshot = feed.borrow_and_update().clone();
             let hub = self.clone();
-            match tokio::task::spawn_blocking(move || hub.publish(snapshot)).await {
+            match tokio::task::spawn_blocking(move || hub.publish(snapshot, changed_at)).await {
                 Ok(publication) if publication.recompiled == 0 => {}
                 Ok(publication) => {
                     window_end = Some(started + push_window(publication.took, self.debounce));
@@ -252,14 +254,18 @@ impl Hub {
 
     /// Recompiles what `snapshot` changed and publishes it; says how many proxies were
     /// recompiled and how long it took until every stream was told.
-    fn publish(&self, snapshot: Arc<crate::store::Snapshot>) -> Publication {
+    fn publish(
+        &self,
+        snapshot: Arc<crate::store::Snapshot>,
+        changed_at: std::time::Instant,
+    ) -> Publication {
         let started = std::time::Instant::now();
         let mut compiled = self.compiled.lock();
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
         for proxy in &affected {
             if let Some(held) = self.proxies.get(proxy)
-                && self.offer(&held.sender, proxy, &compiled.get(proxy))
+                && self.offer(&held.sender, proxy, &compiled.get(proxy), changed_at)
             {
                 pushed += 1;
             }
@@ -270,6 +276,7 @@ impl Hub {
                 .store(affected.len() as u64, Ordering::Relaxed);
         }
         let took = started.elapsed();
+        crate::metrics::compile_pass(affected.len(), took);
         tracing::debug!(
             recompiled = affected.len(),
             pushed,
@@ -293,11 +300,15 @@ impl Hub {
         sender: &watch::Sender<Arc<ProxySnapshot>>,
         proxy: &ProxyId,
         config: &ProxyConfig,
+        changed_at: std::time::Instant,
     ) -> bool {
         if !passes_check(proxy, config) {
             return false;
         }
-        let encoded = Arc::new(self.interner.snapshot(config));
+        let encoded = Arc::new(ProxySnapshot {
+            changed_at: Some(changed_at),
+            ..self.interner.snapshot(config)
+        });
         if **sender.borrow() == *encoded {
             return false;
         }
@@ -415,7 +426,7 @@ mod tests {
         );
         let held = hub.proxies.get(&proxy).unwrap();
         assert!(
-            !hub.offer(&held.sender, &proxy, &dangling),
+            !hub.offer(&held.sender, &proxy, &dangling, std::time::Instant::now()),
             "it was published"
         );
         assert!(!pushed.has_changed().unwrap());
@@ -478,6 +489,10 @@ mod tests {
             &serde_json::json!({"meshName": "m", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}),
         )
         .unwrap();
-        assert_eq!(hub.publish(store.snapshot()).recompiled, 0);
+        assert_eq!(
+            hub.publish(store.snapshot(), std::time::Instant::now())
+                .recompiled,
+            0
+        );
     }
 }

@@ -116,6 +116,12 @@ async fn serve(args: meshd::cli::ServeArgs) -> Result<(), Box<dyn std::error::Er
     }
     let server = meshd::server::start(args.server_config()).await?;
     tracing::info!(api_addr = %server.api_addr, "meshd is serving the App Mesh API on http://{}", server.api_addr);
+    if let Some(metrics_addr) = server.metrics_addr {
+        tracing::info!(%metrics_addr, "meshd is serving its metrics on http://{metrics_addr}/metrics");
+    }
+    if let Some(console_addr) = server.console_addr {
+        tracing::info!(%console_addr, "meshd is serving its console on http://{console_addr}/");
+    }
     if let Some(xds_addr) = server.xds_addr {
         tracing::info!(xds_addr = %xds_addr, "meshd is serving xDS (ADS) on {xds_addr}");
     }

@@ -16,8 +16,10 @@ use tokio::task::JoinHandle;
 
 use crate::access::{AccessConfig, Gate, TokenFileError};
 use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
+use crate::console::{ConsoleConfig, ConsoleConfigError, ConsoleLogin};
 use crate::hub::Hub;
 use crate::listen::{self, ConnectionLimits};
+use crate::metrics;
 use crate::net::{ListenerLimits, ListenerStats, ServerTls, TlsError, serve_connections};
 use crate::store::{Limits, OpenError, Store, StoreConfig};
 use crate::xds::XdsService;
@@ -134,6 +136,10 @@ pub struct ServerConfig {
     pub authentication: Authentication,
     /// The bounds of the API port's connections.
     pub api_connections: ConnectionLimits,
+    /// Where `GET /metrics` is served instead of the API port, if elsewhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The web console, if it is served.
+    pub console: Option<ConsoleConfig>,
 }
 
 impl ServerConfig {
@@ -150,6 +156,8 @@ impl ServerConfig {
             store: StoreConfig::Memory,
             authentication: Authentication::None,
             api_connections: ConnectionLimits::default(),
+            metrics_addr: None,
+            console: None,
         }
     }
 }
@@ -170,6 +178,10 @@ pub struct RunningServer {
     pub xds: XdsService,
     /// The xDS TCP listener's connection counts.
     pub xds_listener: Arc<ListenerStats>,
+    /// The address `GET /metrics` has a listener of its own on, if it has one.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The address the console listens on, if it is served.
+    pub console_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -207,6 +219,9 @@ pub enum StartError {
     /// The xDS token file cannot be used.
     #[error(transparent)]
     Tokens(#[from] TokenFileError),
+    /// The console would be open to the network, or its token file cannot be used.
+    #[error(transparent)]
+    Console(#[from] ConsoleConfigError),
     /// A listener cannot be bound.
     #[error("cannot serve {what} on {address}: {source}")]
     Bind {
@@ -228,6 +243,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(addr) = config.xds_addr {
         config.xds.check(addr)?;
     }
+    let console_login = match &config.console {
+        Some(console) => console.check()?,
+        None => None,
+    };
     // Opening waits for the disk or for etcd: not on an async worker.
     let (store_config, limits) = (config.store.clone(), config.limits);
     let store = tokio::task::spawn_blocking(move || Store::open(&store_config, limits)).await??;
@@ -243,7 +262,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             data_dir.display()
         );
     }
-    serve(config, Arc::new(store), verifier).await
+    serve(config, Arc::new(store), verifier, console_login).await
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -255,6 +274,7 @@ async fn serve(
     config: ServerConfig,
     store: Arc<Store>,
     verifier: Option<Verifier>,
+    console_login: Option<ConsoleLogin>,
 ) -> Result<RunningServer, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let tls = match &config.xds.tls {
@@ -296,23 +316,65 @@ async fn serve(
     let api_addr = listener
         .local_addr()
         .map_err(bind_error("the API", config.api_addr.to_string()))?;
+    let app_account = Arc::new(config.account.clone());
     let app = App {
         store: store.clone(),
-        account: Arc::new(config.account),
+        account: app_account.clone(),
     };
     let service = XdsService::new(gate.clone()).with_shutdown(stop_rx.clone());
     let xds_listener = Arc::new(ListenerStats::default());
-    let routes = api::router(app).merge(status_routes(
+    let mut routes = api::router(app).merge(status_routes(
         service.clone(),
         gate.clone(),
         xds_listener.clone(),
     ));
-    let router = api::served(routes, verifier);
+    let metrics = metrics::routes(metrics::Sources {
+        store: store.clone(),
+        streams: service.streams().clone(),
+    });
+    let mut metrics_addr = None;
+    match config.metrics_addr {
+        None => routes = routes.merge(metrics),
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(bind_error("metrics", addr.to_string()))?;
+            metrics_addr = Some(
+                listener
+                    .local_addr()
+                    .map_err(bind_error("metrics", addr.to_string()))?,
+            );
+            let router = api::served(metrics, verifier.clone());
+            tasks.push(serve_http(listener, router, stop_rx.clone()));
+        }
+    }
+    let router =
+        api::served(routes, verifier).layer(axum::middleware::from_fn(metrics::count_api_requests));
     let stop_api = stop_rx.clone();
     let api_connections = config.api_connections;
     tasks.push(tokio::spawn(async move {
         listen::serve(listener, router, api_connections, stopped(stop_api)).await
     }));
+    let mut console_addr = None;
+    if let Some(console) = &config.console {
+        let listener = TcpListener::bind(console.addr)
+            .await
+            .map_err(bind_error("the console", console.addr.to_string()))?;
+        console_addr = Some(
+            listener
+                .local_addr()
+                .map_err(bind_error("the console", console.addr.to_string()))?,
+        );
+        let router = crate::console::router(
+            crate::console::Sources {
+                store: store.clone(),
+                streams: service.streams().clone(),
+                account: app_account.clone(),
+            },
+            console_login,
+        );
+        tasks.push(serve_http(listener, router, stop_rx.clone()));
+    }
 
     let mut xds_addr = None;
     if let Some(addr) = config.xds_addr {
@@ -363,8 +425,23 @@ async fn serve(
         gate,
         xds: service,
         xds_listener,
+        metrics_addr,
+        console_addr,
         stop,
         tasks,
+    })
+}
+
+/// Serves `router` on `listener` until `stop`.
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
     })
 }
 

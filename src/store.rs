@@ -257,6 +257,7 @@ impl Store {
         idempotency: Option<Idempotency>,
     ) -> Result<Arc<Resource>, Attempt> {
         let _writing = self.shared.writer.lock();
+        let started = Instant::now();
         let current = self.snapshot();
         if let Some(idempotency) = &idempotency
             && let Some(record) = current.token(&idempotency.token)
@@ -302,6 +303,7 @@ impl Store {
             }
         }
         self.shared.publish(Arc::new(next));
+        crate::metrics::store_write(started.elapsed());
         Ok(result)
     }
 

@@ -8,6 +8,7 @@ mod server;
 mod snapshot;
 mod sotw;
 mod status;
+mod sync;
 
 pub use delta::DeltaStream;
 pub use server::{Admission, Control, Peer, StreamRegistry, XdsService};

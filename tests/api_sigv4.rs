@@ -185,13 +185,14 @@ async fn unsigned_mis_signed_foreign_and_stale_requests_are_refused_and_change_n
     );
     assert_eq!(mesh_names(&late_clock).await, ["kept"]);
 
-    // Plain HTTP without a signature: the API and meshd's own status endpoint.
+    // Plain HTTP without a signature: the API, meshd's own status endpoint, its metrics.
     let http = reqwest::Client::new();
     for request in [
         http.put(format!("http://{}/v20190125/meshes", server.api_addr))
             .header("content-type", "application/json")
             .body(r#"{"meshName":"intruder"}"#),
         http.get(format!("http://{}/meshd/v1/proxies", server.api_addr)),
+        http.get(format!("http://{}/metrics", server.api_addr)),
     ] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), 403);

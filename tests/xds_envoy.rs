@@ -11,24 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aws_sdk_appmesh::Client;
-use aws_sdk_appmesh::types::{
-    Backend, DnsServiceDiscovery, Listener, ListenerTls, ListenerTlsCertificate,
-    ListenerTlsFileCertificate, ListenerTlsMode, PortMapping, PortProtocol, RouteSpec,
-    ServiceDiscovery, VirtualNodeSpec, VirtualRouterListener, VirtualRouterServiceProvider,
-    VirtualRouterSpec, VirtualServiceBackend, VirtualServiceProvider, VirtualServiceSpec,
-};
+use aws_sdk_appmesh::types::ListenerTlsMode;
+use common::demo::{FRONT, MESH, create_demo, node_spec, set_weights, update_front};
 use common::envoy::{
     ENVOY_LOCK, Envoy, Mode, cluster_names, eventually, listener_entry, listener_names,
     meshd_proxies, rds_stats, route_config_names, stat, weighted_clusters,
 };
 use serde_json::Value;
-
-const MESH: &str = "demo";
-/// The proxy every test runs: it calls the virtual service `api.demo.local`, which a
-/// router splits between the virtual nodes `blue` and `green`.
-const FRONT: &str = "mesh/demo/virtualNode/front";
-const SERVICE: &str = "api.demo.local";
 
 const INGRESS_LISTENER: &str = "lds_ingress_0.0.0.0_15000";
 const EGRESS_LISTENER: &str = "lds_egress_0.0.0.0_15001";
@@ -67,153 +56,6 @@ fn xds_endpoint(server: &meshd::server::RunningServer) -> String {
         .xds_addr
         .expect("meshd serves xDS over TCP")
         .to_string()
-}
-
-// ---- the mesh, through the AWS SDK ----
-
-fn http_port(port: i32) -> PortMapping {
-    PortMapping::builder()
-        .port(port)
-        .protocol(PortProtocol::Http)
-        .build()
-        .unwrap()
-}
-
-fn node_spec(
-    port: i32,
-    hostname: &str,
-    backend: Option<&str>,
-    tls: Option<ListenerTls>,
-) -> VirtualNodeSpec {
-    let mut listener = Listener::builder().port_mapping(http_port(port));
-    if let Some(tls) = tls {
-        listener = listener.tls(tls);
-    }
-    let mut spec = VirtualNodeSpec::builder()
-        .listeners(listener.build())
-        .service_discovery(ServiceDiscovery::Dns(
-            DnsServiceDiscovery::builder()
-                .hostname(hostname)
-                .build()
-                .unwrap(),
-        ));
-    if let Some(service) = backend {
-        spec = spec.backends(Backend::VirtualService(
-            VirtualServiceBackend::builder()
-                .virtual_service_name(service)
-                .build()
-                .unwrap(),
-        ));
-    }
-    spec.build()
-}
-
-/// `front`'s spec: listener 8080 (with `tls`, if any), backend `api.demo.local`.
-fn front_spec(tls: Option<ListenerTls>) -> VirtualNodeSpec {
-    node_spec(8080, "front.demo.local", Some(SERVICE), tls)
-}
-
-/// STRICT TLS with a certificate file that does not exist on this host (Envoy rejects it).
-fn strict_tls_with_missing_files(mode: ListenerTlsMode) -> ListenerTls {
-    ListenerTls::builder()
-        .mode(mode)
-        .certificate(ListenerTlsCertificate::File(
-            ListenerTlsFileCertificate::builder()
-                .certificate_chain("/nonexistent/meshd-test/cert.pem")
-                .private_key("/nonexistent/meshd-test/key.pem")
-                .build()
-                .unwrap(),
-        ))
-        .build()
-        .unwrap()
-}
-
-/// The route of `api-router`: `/` to blue and green with these weights.
-fn route_spec(blue: i32, green: i32) -> RouteSpec {
-    common::sdk::http_route_spec("/", &[("blue", blue), ("green", green)], None)
-}
-
-/// The mesh `demo`: nodes `blue` and `green` (http 9080), router `api-router` with the
-/// route `api-route` (blue 90, green 10), the service `api.demo.local` on the router,
-/// and last (so that the proxy `front` sees its whole configuration at once) `front`, its
-/// listener with `front_tls`.
-async fn create_demo(client: &Client, front_tls: Option<ListenerTls>) {
-    client.create_mesh().mesh_name(MESH).send().await.unwrap();
-    for (name, hostname) in [("blue", "blue.demo.local"), ("green", "green.demo.local")] {
-        client
-            .create_virtual_node()
-            .mesh_name(MESH)
-            .virtual_node_name(name)
-            .spec(node_spec(9080, hostname, None, None))
-            .send()
-            .await
-            .unwrap();
-    }
-    client
-        .create_virtual_router()
-        .mesh_name(MESH)
-        .virtual_router_name("api-router")
-        .spec(
-            VirtualRouterSpec::builder()
-                .listeners(
-                    VirtualRouterListener::builder()
-                        .port_mapping(http_port(9080))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_route()
-        .mesh_name(MESH)
-        .virtual_router_name("api-router")
-        .route_name("api-route")
-        .spec(route_spec(90, 10))
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_virtual_service()
-        .mesh_name(MESH)
-        .virtual_service_name(SERVICE)
-        .spec(
-            VirtualServiceSpec::builder()
-                .provider(VirtualServiceProvider::VirtualRouter(
-                    VirtualRouterServiceProvider::builder()
-                        .virtual_router_name("api-router")
-                        .build()
-                        .unwrap(),
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    update_front(client, front_tls, true).await;
-}
-
-async fn update_front(client: &Client, tls: Option<ListenerTls>, create: bool) {
-    if create {
-        client
-            .create_virtual_node()
-            .mesh_name(MESH)
-            .virtual_node_name("front")
-            .spec(front_spec(tls))
-            .send()
-            .await
-            .unwrap();
-    } else {
-        client
-            .update_virtual_node()
-            .mesh_name(MESH)
-            .virtual_node_name("front")
-            .spec(front_spec(tls))
-            .send()
-            .await
-            .unwrap();
-    }
 }
 
 // ---- what Envoy and meshd show ----
@@ -374,15 +216,7 @@ async fn route_update_reaches_running_envoy(mode: Mode) {
     wait_all_acked(server.api_addr, mode).await;
 
     let started = Instant::now();
-    client
-        .update_route()
-        .mesh_name(MESH)
-        .virtual_router_name("api-router")
-        .route_name("api-route")
-        .spec(route_spec(10, 90))
-        .send()
-        .await
-        .unwrap();
+    set_weights(&client, 10, 90).await;
     let expected = vec![
         (BLUE_CLUSTER.to_string(), 10),
         (GREEN_CLUSTER.to_string(), 90),
@@ -574,7 +408,7 @@ async fn rejected_listener_is_reported_not_resent_and_fixable(mode: Mode) {
     let client = common::sdk_client(server.api_addr);
     create_demo(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Strict)),
+        Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict)),
     )
     .await;
     let envoy = Envoy::start(&front_arn(), &xds_endpoint(&server), mode).await;
@@ -658,7 +492,9 @@ async fn rejected_listener_is_reported_not_resent_and_fixable(mode: Mode) {
     let listeners_accepted = stat(&envoy.stats().await, LDS_SUCCESS);
     update_front(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Disabled)),
+        Some(common::sdk::tls_with_missing_files(
+            ListenerTlsMode::Disabled,
+        )),
         false,
     )
     .await;
@@ -712,7 +548,7 @@ async fn reverting_a_rejected_change_is_in_sync(mode: Mode) {
 
     update_front(
         &client,
-        Some(strict_tls_with_missing_files(ListenerTlsMode::Strict)),
+        Some(common::sdk::tls_with_missing_files(ListenerTlsMode::Strict)),
         false,
     )
     .await;

@@ -724,6 +724,7 @@ async fn a_non_loopback_xds_address_needs_a_credential_or_xds_insecure() {
         async move {
             let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
                 .args(["serve", "--store", "memory", "--api-addr", "127.0.0.1:0"])
+                .env("MESHD_CONSOLE_ADDR", "127.0.0.1:0")
                 .args(["--xds-addr", &addr])
                 .args(extra)
                 .stdin(std::process::Stdio::null())

@@ -613,6 +613,8 @@ pub async fn run(args: Args) -> Result<Report, BoxError> {
             &api.to_string(),
             "--xds-addr",
             &xds.to_string(),
+            "--console-addr",
+            "127.0.0.1:0",
         ])
         .env(
             "RUST_LOG",

@@ -115,6 +115,7 @@ impl Refusals {
             .position(|r| *r == reason)
             .expect("every reason is listed");
         self.counts[index].fetch_add(1, Ordering::Relaxed);
+        crate::metrics::xds_refused(reason);
         let refused = RefusedStream {
             at: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)

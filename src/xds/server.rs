@@ -35,6 +35,7 @@ use super::delta::DeltaStream;
 use super::snapshot::ProxySnapshot;
 use super::sotw::{ProtocolError, SotwStream};
 use super::status::{StatusSource, StreamKind, StreamStatus, TypeStatus, truncated, type_label};
+use super::sync::SyncClock;
 
 /// How many responses may wait for a slow proxy before its stream task waits (only that
 /// stream waits: every stream has its own task and its own latest-wins snapshot channel).
@@ -134,6 +135,28 @@ impl StreamRegistry {
             .collect()
     }
 
+    /// The variant of every connected stream.
+    pub fn kinds(&self) -> Vec<StreamKind> {
+        self.streams
+            .iter()
+            .map(|entry| entry.value().kind())
+            .collect()
+    }
+
+    /// How many proxies have a stream whose sent configuration has waited for its ACK
+    /// longer than `after` (rejected, or not answered).
+    pub fn out_of_sync(&self, after: std::time::Duration) -> usize {
+        let mut proxies: Vec<String> = self
+            .streams
+            .iter()
+            .filter(|entry| entry.value().waiting_for_ack().is_some_and(|w| w > after))
+            .map(|entry| entry.value().resource().to_string())
+            .collect();
+        proxies.sort_unstable();
+        proxies.dedup();
+        proxies.len()
+    }
+
     /// How many streams are connected.
     pub fn len(&self) -> usize {
         self.streams.len()
@@ -145,7 +168,7 @@ impl StreamRegistry {
     }
 
     /// Every connected stream's status with the snapshot it works from.
-    fn snapshots(&self) -> Vec<(StreamStatus, Arc<ProxySnapshot>)> {
+    pub(crate) fn snapshots(&self) -> Vec<(StreamStatus, Arc<ProxySnapshot>)> {
         self.streams
             .iter()
             .map(|entry| entry.value().status_and_snapshot())
@@ -214,6 +237,7 @@ struct LiveStream<M> {
 struct LiveState<M> {
     machine: M,
     snapshot: Arc<ProxySnapshot>,
+    clock: SyncClock,
 }
 
 impl<M: StreamMachine> LiveStream<M> {
@@ -225,16 +249,36 @@ impl<M: StreamMachine> LiveStream<M> {
     ) -> Result<Vec<M::Response>, ProtocolError> {
         let mut state = self.state.lock();
         state.snapshot = snapshot;
-        let LiveState { machine, snapshot } = &mut *state;
-        machine.on_request(request, snapshot)
+        let LiveState {
+            machine,
+            snapshot,
+            clock,
+        } = &mut *state;
+        let (_, type_url, detail) = M::describe(request);
+        clock.answered(type_url, M::answered_nonce(request), detail.is_some());
+        let responses = machine.on_request(request, snapshot)?;
+        for response in &responses {
+            let (type_url, nonce) = M::sent(response);
+            clock.sent(type_url, nonce, None);
+        }
+        Ok(responses)
     }
 
     /// Hands the machine a new snapshot.
     fn on_snapshot(&self, snapshot: Arc<ProxySnapshot>) -> Vec<M::Response> {
         let mut state = self.state.lock();
         state.snapshot = snapshot;
-        let LiveState { machine, snapshot } = &mut *state;
-        machine.on_snapshot(snapshot)
+        let LiveState {
+            machine,
+            snapshot,
+            clock,
+        } = &mut *state;
+        let responses = machine.on_snapshot(snapshot);
+        for response in &responses {
+            let (type_url, nonce) = M::sent(response);
+            clock.sent(type_url, nonce, snapshot.changed_at);
+        }
+        responses
     }
 }
 
@@ -258,6 +302,18 @@ impl<M: StreamMachine> LiveStream<M> {
 impl<M: StreamMachine> StatusSource for LiveStream<M> {
     fn status(&self) -> StreamStatus {
         self.status_of(&self.state.lock())
+    }
+
+    fn kind(&self) -> StreamKind {
+        M::KIND
+    }
+
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    fn waiting_for_ack(&self) -> Option<std::time::Duration> {
+        self.state.lock().clock.waiting_for()
     }
 
     fn status_and_snapshot(&self) -> (StreamStatus, Arc<ProxySnapshot>) {
@@ -299,6 +355,10 @@ trait StreamMachine: Send + 'static {
     fn status(&self) -> BTreeMap<ResourceType, TypeStatus>;
     /// The node, type URL and NACK detail of a request.
     fn describe(request: &Self::Request) -> (Option<&Node>, &str, Option<&RpcStatus>);
+    /// The nonce of the response a request answers.
+    fn answered_nonce(request: &Self::Request) -> &str;
+    /// The type URL and nonce of a response.
+    fn sent(response: &Self::Response) -> (&str, &str);
 }
 
 impl StreamMachine for SotwStream {
@@ -326,6 +386,12 @@ impl StreamMachine for SotwStream {
             request.error_detail.as_ref(),
         )
     }
+    fn answered_nonce(request: &DiscoveryRequest) -> &str {
+        &request.response_nonce
+    }
+    fn sent(response: &DiscoveryResponse) -> (&str, &str) {
+        (&response.type_url, &response.nonce)
+    }
 }
 
 impl StreamMachine for DeltaStream {
@@ -352,6 +418,12 @@ impl StreamMachine for DeltaStream {
             &request.type_url,
             request.error_detail.as_ref(),
         )
+    }
+    fn answered_nonce(request: &DeltaDiscoveryRequest) -> &str {
+        &request.response_nonce
+    }
+    fn sent(response: &DeltaDiscoveryResponse) -> (&str, &str) {
+        (&response.type_url, &response.nonce)
     }
 }
 
@@ -406,6 +478,7 @@ impl XdsService {
                 state: Mutex::new(LiveState {
                     machine,
                     snapshot: snapshots.borrow().clone(),
+                    clock: SyncClock::default(),
                 }),
             });
             let id = streams.register(live.clone());

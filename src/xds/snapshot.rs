@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
@@ -71,7 +72,7 @@ fn hash_versions<'a>(resources: impl Iterator<Item = &'a Arc<XdsResource>>) -> S
 }
 
 /// Everything one proxy is served, by type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ProxySnapshot {
     /// Clusters, endpoints, listeners and route configurations.
     pub types: BTreeMap<ResourceType, TypeSnapshot>,
@@ -79,7 +80,21 @@ pub struct ProxySnapshot {
     pub diagnostics: Vec<String>,
     /// Whether the proxy's resource exists; nothing is sent while it does not.
     pub exists: bool,
+    /// When the store change that produced this snapshot was seen (none for a proxy's
+    /// first compilation): where the push and ACK latencies are measured from. Not part
+    /// of the content: snapshots that differ only here are equal.
+    pub changed_at: Option<Instant>,
 }
+
+impl PartialEq for ProxySnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.types == other.types
+            && self.diagnostics == other.diagnostics
+            && self.exists == other.exists
+    }
+}
+
+impl Eq for ProxySnapshot {}
 
 impl ProxySnapshot {
     /// The resources of `kind`.
@@ -187,6 +202,7 @@ impl Interner {
             types,
             diagnostics: config.diagnostics.clone(),
             exists: config.exists,
+            changed_at: None,
         }
     }
 

@@ -101,6 +101,12 @@ pub trait StatusSource: Send + Sync {
     fn status(&self) -> StreamStatus;
     /// The stream's status now, and the snapshot it works from (for CSDS).
     fn status_and_snapshot(&self) -> (StreamStatus, Arc<ProxySnapshot>);
+    /// The variant the stream speaks.
+    fn kind(&self) -> StreamKind;
+    /// The App Mesh resource it serves.
+    fn resource(&self) -> &str;
+    /// How long its oldest unacknowledged response has waited, if one waits.
+    fn waiting_for_ack(&self) -> Option<std::time::Duration>;
 }
 
 /// The short name of a resource type in the status view.

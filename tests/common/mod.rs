@@ -1,6 +1,8 @@
 //! Shared test support: an in-process meshd on 127.0.0.1:0 and real AWS clients for it.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod demo;
 pub mod envoy;
 pub mod etcd;
 pub mod pki;

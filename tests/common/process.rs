@@ -41,6 +41,9 @@ impl MeshdProcess {
             .args(["serve", "--api-addr", "127.0.0.1:0"])
             .args(args)
             .env("MESHD_LOG", "meshd=info")
+            // Tests run many meshd processes at once: each console on a port of its own
+            // (a test's own --console-addr wins over this).
+            .env("MESHD_CONSOLE_ADDR", "127.0.0.1:0")
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -98,6 +101,7 @@ impl MeshdProcess {
             ])
             .args(args)
             .env("NO_COLOR", "1")
+            .env("MESHD_CONSOLE_ADDR", "127.0.0.1:0")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();
@@ -113,10 +117,20 @@ impl MeshdProcess {
 
     /// The address its xDS server listens on, as it logged it (waiting a minute at most).
     pub async fn xds_addr(&self) -> SocketAddr {
+        self.logged_addr("serving xDS (ADS) on ").await
+    }
+
+    /// The address its console listens on, as it logged it (waiting a minute at most).
+    pub async fn console_addr(&self) -> SocketAddr {
+        self.logged_addr("serving its console on http://").await
+    }
+
+    /// The address logged right after `before` (waiting a minute at most).
+    async fn logged_addr(&self, before: &str) -> SocketAddr {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let found = self.log.lock().unwrap().iter().find_map(|line| {
-                let (_, rest) = line.split_once("serving xDS (ADS) on ")?;
+                let (_, rest) = line.split_once(before)?;
                 let addr: String = rest
                     .chars()
                     .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
@@ -128,7 +142,7 @@ impl MeshdProcess {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "meshd did not log its xDS address"
+                "meshd did not log the address after {before:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -480,3 +480,19 @@ pub async fn all_node_names(
         }
     }
 }
+
+/// Listener TLS in `mode` with certificate files that do not exist on this host (Envoy
+/// rejects it unless the mode is DISABLED).
+pub fn tls_with_missing_files(mode: ListenerTlsMode) -> ListenerTls {
+    ListenerTls::builder()
+        .mode(mode)
+        .certificate(ListenerTlsCertificate::File(
+            ListenerTlsFileCertificate::builder()
+                .certificate_chain("/nonexistent/meshd-test/cert.pem")
+                .private_key("/nonexistent/meshd-test/key.pem")
+                .build()
+                .unwrap(),
+        ))
+        .build()
+        .unwrap()
+}
