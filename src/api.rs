@@ -33,6 +33,7 @@ pub use error::{ApiError, ErrorType};
 pub use render::Account;
 /// A resource as the Describe operations render it (for the console).
 pub use render::data as describe_data;
+pub use render::list_member;
 use request::Query;
 use resources::Scope;
 

@@ -638,6 +638,20 @@ async fn phantom_node_ids_cost_nothing_once_their_streams_close() {
     drop(real_tx);
 }
 
+/// Creates mesh `demo` and its virtual node `front` through the API (AWS SDK).
+async fn create_front(api: SocketAddr) {
+    let client = common::sdk_client(api);
+    client.create_mesh().mesh_name("demo").send().await.unwrap();
+    client
+        .create_virtual_node()
+        .mesh_name("demo")
+        .virtual_node_name("front")
+        .spec(common::sdk::node_spec(8080, "front.demo.local", &[]))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// `meshd serve` in a process of its own, its soft open-files limit set to systemd's
 /// default (1,024) as it starts.
 async fn meshd_with_1024_open_files(args: &[&str]) -> MeshdProcess {
@@ -662,16 +676,7 @@ async fn idle_and_half_open_connections_do_not_keep_a_new_envoy_out() {
     ])
     .await;
     let xds = meshd.xds_addr().await;
-    let client = common::sdk_client(meshd.api);
-    client.create_mesh().mesh_name("demo").send().await.unwrap();
-    client
-        .create_virtual_node()
-        .mesh_name("demo")
-        .virtual_node_name("front")
-        .spec(common::sdk::node_spec(8080, "front.demo.local", &[]))
-        .send()
-        .await
-        .unwrap();
+    create_front(meshd.api).await;
 
     // 2,000 connections that finish HTTP/2's handshake and open no stream, then 1,000
     // that never send the preface.
@@ -778,16 +783,7 @@ async fn sighup_rereads_the_token_file_and_nack_details_are_logged_cut() {
     ])
     .await;
     let xds = meshd.xds_addr().await;
-    let client = common::sdk_client(meshd.api);
-    client.create_mesh().mesh_name("demo").send().await.unwrap();
-    client
-        .create_virtual_node()
-        .mesh_name("demo")
-        .virtual_node_name("front")
-        .spec(common::sdk::node_spec(8080, "front.demo.local", &[]))
-        .send()
-        .await
-        .unwrap();
+    create_front(meshd.api).await;
     // Tokens need no TLS on loopback; without one, the stream is refused.
     let refusal = sotw_first(plain_channel(xds).await, FRONT, None).await;
     assert_refused(refusal, Code::Unauthenticated, "requires a credential");

@@ -114,7 +114,8 @@ pub fn reference(account: &Account, resource: &Resource) -> Value {
     Value::Object(out)
 }
 
-/// The member of a list output that holds the items (`virtualNodes`).
+/// The member of a list output that holds the items (`virtualNodes`), also the
+/// collection's path segment.
 pub fn list_member(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::Mesh => "meshes",

@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::desired::Tag;
+use crate::api::list_member;
 use crate::model::{ResourceKey, ResourceKind};
 
 /// Why a call to the API failed.
@@ -86,20 +87,6 @@ fn item_path(key: &ResourceKey) -> String {
 
 fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// The member of a list answer that holds the items (`virtualNodes`), also the
-/// collection's path segment.
-pub fn list_member(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Mesh => "meshes",
-        ResourceKind::VirtualNode => "virtualNodes",
-        ResourceKind::VirtualRouter => "virtualRouters",
-        ResourceKind::Route => "routes",
-        ResourceKind::VirtualService => "virtualServices",
-        ResourceKind::VirtualGateway => "virtualGateways",
-        ResourceKind::GatewayRoute => "gatewayRoutes",
-    }
 }
 
 impl Client {
