@@ -21,6 +21,7 @@
 
 mod identity;
 mod refusals;
+mod secret;
 mod tokens;
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use identity::{
     certificate_identity, identify,
 };
 pub use refusals::{RefusalReason, Refusals, RefusedStream};
+pub use secret::SecretDigest;
 pub use tokens::{NodePattern, Segment, TokenFile, TokenFileError, TokenGrant};
 
 /// The default SPIFFE trust domain of proxies' certificates.

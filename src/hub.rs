@@ -315,18 +315,6 @@ impl Hub {
         sender.send_replace(encoded);
         true
     }
-
-    /// The current snapshot of `proxy`, if a stream holds it.
-    pub fn current(&self, proxy: &ProxyId) -> Option<Arc<ProxySnapshot>> {
-        self.proxies
-            .get(proxy)
-            .map(|held| held.sender.borrow().clone())
-    }
-
-    /// How many distinct encoded resources are held for all proxies.
-    pub fn distinct_resources(&self) -> usize {
-        self.interner.len()
-    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
+use super::secret::SecretDigest;
 use crate::compile::{ProxyId, ProxyKind};
+use parking_lot::RwLock;
 
 /// Why a token file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -147,11 +145,7 @@ impl TokenGrant {
 /// The tokens of one reading of the file.
 #[derive(Debug, Default)]
 struct TokenTable {
-    entries: Vec<([u8; 32], Arc<TokenGrant>)>,
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    entries: Vec<(SecretDigest, Arc<TokenGrant>)>,
 }
 
 /// The text of a line before its comment: a `#` at the start of a word starts one.
@@ -168,7 +162,7 @@ fn without_comment(line: &str) -> &str {
 
 impl TokenTable {
     fn parse(path: &Path, text: &str) -> Result<Self, TokenFileError> {
-        let mut entries: Vec<([u8; 32], Arc<TokenGrant>)> = Vec::new();
+        let mut entries: Vec<(SecretDigest, Arc<TokenGrant>)> = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let line_no = index + 1;
             let bad = |reason: String| TokenFileError::Line {
@@ -187,8 +181,8 @@ impl TokenTable {
                     "a token needs the node ids it may stream after it (mesh/<mesh>/virtualNode/<name>, … or *)".into(),
                 ));
             }
-            let hash = digest(token);
-            if let Some((_, earlier)) = entries.iter().find(|(h, _)| *h == hash) {
+            let hash = SecretDigest::of(token);
+            if let Some((_, earlier)) = entries.iter().find(|(h, _)| h.matches(&hash)) {
                 return Err(bad(format!(
                     "the same token as on line {}: give each token one line",
                     earlier.line
@@ -210,10 +204,10 @@ impl TokenTable {
 
     /// The grant of `token`: every entry is compared, in constant time, whatever matches.
     fn lookup(&self, token: &str) -> Option<Arc<TokenGrant>> {
-        let presented = digest(token);
+        let presented = SecretDigest::of(token);
         let mut found = None;
         for (hash, grant) in &self.entries {
-            if bool::from(hash.ct_eq(&presented)) {
+            if hash.matches(&presented) {
                 found = Some(grant.clone());
             }
         }

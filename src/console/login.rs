@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::access::SecretDigest;
 use axum::Router;
 use axum::extract::{Form, Request, State};
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -13,7 +14,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::pages;
@@ -27,7 +27,7 @@ const SESSIONS: usize = 256;
 /// The token that logs in, and the sessions it opened.
 #[derive(Clone)]
 pub struct ConsoleLogin {
-    digest: [u8; 32],
+    digest: SecretDigest,
     sessions: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -41,14 +41,13 @@ impl ConsoleLogin {
     /// A login with `token`.
     pub fn new(token: &str) -> Self {
         Self {
-            digest: Sha256::digest(token.as_bytes()).into(),
+            digest: SecretDigest::of(token),
             sessions: Arc::default(),
         }
     }
 
     fn accepts(&self, token: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        bool::from(digest.ct_eq(&self.digest))
+        SecretDigest::of(token.trim()).matches(&self.digest)
     }
 
     fn open_session(&self) -> String {
