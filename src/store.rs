@@ -20,6 +20,7 @@ mod etcd;
 mod etcd_access;
 mod integrity;
 mod open_error;
+mod records;
 mod shared;
 mod snapshot;
 
@@ -40,6 +41,9 @@ pub use etcd::{ETCD_FORMAT_VERSION, EtcdBackend, REQUEST_TIMEOUT as ETCD_REQUEST
 pub use etcd_access::EtcdAccess;
 pub use integrity::Inconsistency;
 pub use open_error::OpenError;
+pub use records::{
+    RecordKey, RecordSpace, RecordValue, RecordWrite, TransactError, UnknownRecordSpace,
+};
 #[cfg(feature = "etcd")]
 use shared::Follower;
 use shared::Shared;
@@ -229,19 +233,47 @@ impl Store {
         write: Write,
         idempotency: Option<Idempotency>,
     ) -> Result<Arc<Resource>, StoreError> {
+        self.retrying(
+            || self.try_apply(write.clone(), idempotency.clone()),
+            |err| err,
+        )
+    }
+
+    /// Runs `decide` on the latest snapshot under the writer lock and commits the
+    /// records it returns as one write (one revision, durable like any other, seen by
+    /// every replica), then returns its answer. An empty [`RecordWrite`] commits
+    /// nothing. `decide`'s own refusal commits nothing and comes back as
+    /// [`TransactError::Refused`].
+    ///
+    /// Blocks like [`Store::apply`]; when another replica committed first, `decide` runs
+    /// again on the snapshot that includes that replica's write.
+    pub fn transact<T, E>(
+        &self,
+        decide: impl Fn(&Snapshot) -> Result<(RecordWrite, T), E>,
+    ) -> Result<T, TransactError<E>> {
+        self.retrying(|| self.try_transact(&decide), TransactError::Store)
+    }
+
+    /// Makes attempts until one is not behind another replica's commit; `store_error`
+    /// turns the store's own failures into the caller's error.
+    fn retrying<T, E>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, Attempt<E>>,
+        store_error: impl Fn(StoreError) -> E,
+    ) -> Result<T, E> {
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.try_apply(write.clone(), idempotency.clone()) {
+            match attempt() {
                 Err(Attempt::Behind { revision }) => {
                     if attempts >= MAX_WRITE_ATTEMPTS {
-                        return Err(StoreError::Contended { attempts });
+                        return Err(store_error(StoreError::Contended { attempts }));
                     }
                     if !self.shared.wait_for(revision, deadline) {
-                        return Err(StoreError::Unavailable(format!(
+                        return Err(store_error(StoreError::Unavailable(format!(
                             "this replica has not caught up with revision {revision} of the shared store within {CATCH_UP_TIMEOUT:?}"
-                        )));
+                        ))));
                     }
                 }
                 Err(Attempt::Refused(err)) => return Err(err),
@@ -250,12 +282,57 @@ impl Store {
         }
     }
 
+    /// Decides a transaction on the current snapshot and commits it once.
+    fn try_transact<T, E>(
+        &self,
+        decide: &impl Fn(&Snapshot) -> Result<(RecordWrite, T), E>,
+    ) -> Result<T, Attempt<TransactError<E>>> {
+        let _writing = self.shared.writer.lock();
+        let started = Instant::now();
+        let current = self.snapshot();
+        let (records, answer) =
+            decide(&current).map_err(|err| Attempt::Refused(TransactError::Refused(err)))?;
+        if records.is_empty() {
+            return Ok(answer);
+        }
+        let mut next = (*current).clone();
+        next.revision += 1;
+        next.write_records(&records);
+        let commit = Commit {
+            revision: next.revision,
+            records,
+            ..Commit::default()
+        };
+        self.commit(next, &commit, started)
+            .map_err(|attempt| attempt.map_refusal(TransactError::Store))?;
+        Ok(answer)
+    }
+
+    /// Records `commit` in the backend and publishes `next`, the snapshot it makes.
+    fn commit(
+        &self,
+        next: Snapshot,
+        commit: &Commit,
+        started: Instant,
+    ) -> Result<(), Attempt<StoreError>> {
+        match self.backend.commit(commit) {
+            Ok(()) => {}
+            Err(BackendError::Behind { revision }) => return Err(Attempt::Behind { revision }),
+            Err(BackendError::Unavailable(detail)) => {
+                return Err(Attempt::Refused(StoreError::Unavailable(detail)));
+            }
+        }
+        self.shared.publish(Arc::new(next));
+        crate::metrics::store_write(started.elapsed());
+        Ok(())
+    }
+
     /// Checks `write` against the current snapshot and commits it once.
     fn try_apply(
         &self,
         write: Write,
         idempotency: Option<Idempotency>,
-    ) -> Result<Arc<Resource>, Attempt> {
+    ) -> Result<Arc<Resource>, Attempt<StoreError>> {
         let _writing = self.shared.writer.lock();
         let started = Instant::now();
         let current = self.snapshot();
@@ -294,16 +371,9 @@ impl Store {
             deletes,
             token,
             forgotten_tokens,
+            records: RecordWrite::none(),
         };
-        match self.backend.commit(&commit) {
-            Ok(()) => {}
-            Err(BackendError::Behind { revision }) => return Err(Attempt::Behind { revision }),
-            Err(BackendError::Unavailable(detail)) => {
-                return Err(Attempt::Refused(StoreError::Unavailable(detail)));
-            }
-        }
-        self.shared.publish(Arc::new(next));
-        crate::metrics::store_write(started.elapsed());
+        self.commit(next, &commit, started)?;
         Ok(result)
     }
 
@@ -419,11 +489,21 @@ impl Store {
 }
 
 /// How one attempt at a write ended, if not with success.
-enum Attempt {
+enum Attempt<E> {
     /// The write is refused (or the backend is unavailable): the answer to give.
-    Refused(StoreError),
+    Refused(E),
     /// Another replica committed first; the shared store is at `revision`.
     Behind { revision: u64 },
+}
+
+impl<E> Attempt<E> {
+    /// The same attempt with its refusal turned into another error.
+    fn map_refusal<F>(self, into: impl FnOnce(E) -> F) -> Attempt<F> {
+        match self {
+            Attempt::Refused(err) => Attempt::Refused(into(err)),
+            Attempt::Behind { revision } => Attempt::Behind { revision },
+        }
+    }
 }
 
 fn existing<'a>(current: &'a Snapshot, key: &ResourceKey) -> Result<&'a Arc<Resource>, StoreError> {
@@ -452,4 +532,52 @@ fn merge_tags(mut tags: Vec<TagRef>, new: Vec<TagRef>) -> Vec<TagRef> {
         }
     }
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> RecordKey {
+        RecordKey::new(RecordSpace::Authority, id)
+    }
+
+    #[test]
+    fn a_transaction_commits_what_it_decides_and_nothing_when_it_refuses() {
+        let store = Store::in_memory(Limits::default());
+        let mut feed = store.subscribe();
+        let create_once = |snapshot: &Snapshot| {
+            if snapshot.record(&key("root")).is_some() {
+                return Err("exists");
+            }
+            let mut write = RecordWrite::none();
+            write.put(key("root"), b"pem".as_slice());
+            Ok((write, "created"))
+        };
+        assert_eq!(store.transact(create_once).unwrap(), "created");
+        assert!(feed.has_changed().unwrap());
+        feed.borrow_and_update();
+        let after_first = store.snapshot();
+        assert_eq!(after_first.revision(), 1);
+        assert_eq!(
+            after_first.record_changes_since(&Snapshot::default(), RecordSpace::Authority),
+            [key("root")]
+        );
+        assert!(
+            after_first
+                .record_changes_since(&Snapshot::default(), RecordSpace::CloudMap)
+                .is_empty()
+        );
+
+        assert!(matches!(
+            store.transact(create_once),
+            Err(TransactError::Refused("exists"))
+        ));
+        let read_only = store
+            .transact(|snapshot| Ok::<_, ()>((RecordWrite::none(), snapshot.record_count())))
+            .unwrap();
+        assert_eq!(read_only, 1);
+        assert_eq!(store.snapshot().revision(), 1, "nothing was committed");
+        assert!(!feed.has_changed().unwrap());
+    }
 }

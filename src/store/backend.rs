@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use crate::model::{Resource, ResourceKey};
 
+use super::records::RecordWrite;
 use super::snapshot::IdempotencyRecord;
 
 /// One atomic write, as a durable backend must record it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Commit {
     /// The store revision this write creates.
     pub revision: u64,
@@ -20,6 +21,8 @@ pub struct Commit {
     pub token: Option<(String, IdempotencyRecord)>,
     /// The oldest client tokens forgotten to make room for `token`.
     pub forgotten_tokens: Vec<String>,
+    /// Records put and deleted ([`crate::store::Store::transact`]).
+    pub records: RecordWrite,
 }
 
 /// Where commits are made durable. A commit that returns `Ok` must survive a crash.

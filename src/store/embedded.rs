@@ -44,7 +44,7 @@ use super::backend::{Backend, BackendError, Commit};
 use super::{MAX_REMEMBERED_TOKENS, OpenError, Snapshot};
 
 pub use layout::{DATA_FILE, FORMAT_VERSION};
-use layout::{META, RESOURCES, REVISION_KEY, TOKENS, token_value};
+use layout::{META, RECORDS, RESOURCES, REVISION_KEY, TOKENS, token_value};
 
 use super::codec::{encode_key, encode_resource};
 
@@ -133,6 +133,15 @@ impl EmbeddedBackend {
                 resources.remove(encode_key(key).as_str())?;
             }
         }
+        if !commit.records.is_empty() {
+            let mut records = txn.open_table(RECORDS)?;
+            for (key, value) in &commit.records.puts {
+                records.insert(key.encode().as_str(), &**value)?;
+            }
+            for key in &commit.records.deletes {
+                records.remove(key.encode().as_str())?;
+            }
+        }
         if let Some((token, record)) = &commit.token {
             let mut tokens = txn.open_table(TOKENS)?;
             tokens.insert(commit.revision, token_value(token, record).as_slice())?;
@@ -211,7 +220,9 @@ fn open_error(dir: &Path, path: &Path, err: DatabaseError) -> OpenError {
 mod tests {
     use crate::model::spec::{MeshSpec, TagRef};
     use crate::model::{ResourceKey, Spec};
-    use crate::store::{Idempotency, Limits, Store, StoreConfig, Write};
+    use crate::store::{
+        Idempotency, Limits, RecordKey, RecordSpace, RecordWrite, Store, StoreConfig, Write,
+    };
 
     fn open(dir: &std::path::Path) -> Store {
         let config = StoreConfig::Embedded {
@@ -245,6 +256,21 @@ mod tests {
             create(&store, mesh, Some(&format!("token-{}", 9 - index)));
         }
         create(&store, "e", None);
+        let put = |id: &str, value: &str| {
+            let mut write = RecordWrite::none();
+            write.put(RecordKey::new(RecordSpace::CloudMap, id), value.as_bytes());
+            store
+                .transact(|_| Ok::<_, ()>((write.clone(), ())))
+                .unwrap();
+        };
+        put("instance/srv-1/a", "1");
+        put("instance/srv-1/b", "2");
+        put("instance/srv-2/a", "3");
+        let mut removal = RecordWrite::none();
+        removal.delete(RecordKey::new(RecordSpace::CloudMap, "instance/srv-1/a"));
+        store
+            .transact(|_| Ok::<_, ()>((removal.clone(), ())))
+            .unwrap();
         store
             .apply(
                 Write::Delete {
@@ -261,6 +287,12 @@ mod tests {
         assert_eq!(after.resources, before.resources);
         assert_eq!(after.tokens, before.tokens);
         assert_eq!(after.token_order, before.token_order);
+        assert_eq!(after.records, before.records);
+        let instances: Vec<_> = after
+            .records(RecordSpace::CloudMap, "instance/srv-1/")
+            .map(|(id, value)| (id.to_string(), value.to_vec()))
+            .collect();
+        assert_eq!(instances, [("instance/srv-1/b".to_string(), b"2".to_vec())]);
         assert_eq!(
             after.token_order.iter().collect::<Vec<_>>(),
             ["token-9", "token-8", "token-7", "token-6"]

@@ -119,6 +119,7 @@ impl Follower {
         for token in &commit.forgotten_tokens {
             next.forget_token(token);
         }
+        next.write_records(&commit.records);
         if let Some((token, record)) = commit.token {
             next.remember_token(token, record);
         }
@@ -153,6 +154,18 @@ impl Follower {
         for resource in unchanged {
             loaded.put(resource);
         }
+        let unchanged_records: Vec<_> = loaded
+            .records
+            .iter()
+            .filter_map(|(key, value)| {
+                current
+                    .records
+                    .get_key_value(key)
+                    .filter(|(_, old)| **old == *value)
+                    .map(|(key, old)| (key.clone(), old.clone()))
+            })
+            .collect();
+        loaded.records.extend(unchanged_records);
         self.shared.publish(Arc::new(loaded));
     }
 }
@@ -189,9 +202,7 @@ mod tests {
         Commit {
             revision,
             puts,
-            deletes: Vec::new(),
-            token: None,
-            forgotten_tokens: Vec::new(),
+            ..Commit::default()
         }
     }
 
@@ -219,7 +230,7 @@ mod tests {
 
         // A reload keeps the Arc of an unchanged resource, so the feed sees no change to it.
         let before = snapshot.get(&ResourceKey::mesh("a")).unwrap().clone();
-        let reloaded = Snapshot::restore(2, [Arc::new((*before).clone()), mesh("d")], []);
+        let reloaded = Snapshot::restore(2, [Arc::new((*before).clone()), mesh("d")], [], []);
         follower.replace(reloaded);
         let after = shared.snapshot();
         assert!(Arc::ptr_eq(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
+use super::records::{RecordKey, RecordSpace, RecordValue, RecordWrite};
 use crate::model::{Resource, ResourceKey, ResourceKind};
 
 /// How many client tokens are remembered; the oldest are forgotten first.
@@ -27,6 +28,7 @@ pub struct Snapshot {
     pub(super) resources: OrdMap<ResourceKey, Arc<Resource>>,
     pub(super) tokens: OrdMap<String, IdempotencyRecord>,
     pub(super) token_order: Vector<String>,
+    pub(super) records: OrdMap<RecordKey, RecordValue>,
 }
 
 /// A resource that differs between two snapshots.
@@ -126,6 +128,47 @@ impl Snapshot {
             .map(|(_, resource)| resource)
     }
 
+    /// The record stored under `key` (see [`crate::store::Store::transact`]).
+    pub fn record(&self, key: &RecordKey) -> Option<&RecordValue> {
+        self.records.get(key)
+    }
+
+    /// The records of `space` whose id starts with `prefix`, in id order.
+    pub fn records<'s, 'q>(
+        &'s self,
+        space: RecordSpace,
+        prefix: &'q str,
+    ) -> impl Iterator<Item = (&'s str, &'s RecordValue)> + use<'s, 'q> {
+        self.records
+            .range(RecordKey::new(space, prefix)..)
+            .take_while(move |(key, _)| key.space == space && key.id.starts_with(prefix))
+            .map(|(key, value)| (key.id.as_str(), value))
+    }
+
+    /// How many records the store holds, in every space.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The keys of the records of `space` that differ between `older` and this snapshot
+    /// (created, replaced or removed), in key order.
+    pub fn record_changes_since(&self, older: &Snapshot, space: RecordSpace) -> Vec<RecordKey> {
+        older
+            .records
+            .diff(&self.records)
+            .filter_map(|item| match item {
+                imbl::ordmap::DiffItem::Add(key, _) | imbl::ordmap::DiffItem::Remove(key, _) => {
+                    Some(key)
+                }
+                imbl::ordmap::DiffItem::Update { old, new } => {
+                    (!Arc::ptr_eq(old.1, new.1)).then_some(new.0)
+                }
+            })
+            .filter(|key| key.space == space)
+            .cloned()
+            .collect()
+    }
+
     /// The record of client token `token`, if it was used recently.
     pub fn token(&self, token: &str) -> Option<&IdempotencyRecord> {
         self.tokens.get(token)
@@ -155,6 +198,7 @@ impl Snapshot {
         revision: u64,
         resources: impl IntoIterator<Item = Arc<Resource>>,
         tokens: impl IntoIterator<Item = (String, IdempotencyRecord)>,
+        records: impl IntoIterator<Item = (RecordKey, RecordValue)>,
     ) -> Snapshot {
         let mut snapshot = Snapshot {
             revision,
@@ -166,6 +210,7 @@ impl Snapshot {
         for (token, record) in tokens {
             snapshot.remember_token(token, record);
         }
+        snapshot.records.extend(records);
         snapshot
     }
 
@@ -175,6 +220,16 @@ impl Snapshot {
 
     pub(super) fn remove(&mut self, key: &ResourceKey) {
         self.resources.remove(key);
+    }
+
+    /// Applies what a transaction does to records.
+    pub(super) fn write_records(&mut self, write: &RecordWrite) {
+        for (key, value) in &write.puts {
+            self.records.insert(key.clone(), value.clone());
+        }
+        for key in &write.deletes {
+            self.records.remove(key);
+        }
     }
 
     /// Remembers `token`; returns the oldest tokens forgotten to make room for it.

@@ -8,6 +8,9 @@
 //! - `tokens` (`u64` → bytes): each remembered client token under the revision of the
 //!   commit that used it (so that the table's order is the order of use), as the JSON
 //!   pair `[token, record]`.
+//! - `records` (`&str` → bytes): each record (see `store::records`) under
+//!   `<space>/<id>`, its bytes as the owner wrote them. A file written before records
+//!   existed has no such table; it is created when the file is opened.
 //!
 //! Resources and records are JSON because their spec types are serde types made to
 //! round-trip exactly (optional members skipped when unset, unknown members refused),
@@ -33,6 +36,8 @@ pub(super) const FORMAT_VERSION_KEY: &str = "format_version";
 pub(super) const REVISION_KEY: &str = "revision";
 /// Every resource, by key.
 pub(super) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
+/// Records, by their stored key.
+pub(super) const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 /// Remembered client tokens, by the revision that used them.
 pub(super) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
 

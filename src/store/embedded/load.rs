@@ -4,24 +4,36 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use super::layout::{
-    FORMAT_VERSION, FORMAT_VERSION_KEY, META, RESOURCES, REVISION_KEY, TOKENS, decode_token,
+    FORMAT_VERSION, FORMAT_VERSION_KEY, META, RECORDS, RESOURCES, REVISION_KEY, TOKENS,
+    decode_token,
 };
 use crate::store::codec::decode_resource;
-use crate::store::{OpenError, Snapshot};
+use crate::store::{OpenError, RecordKey, Snapshot};
 
 /// Makes a new file a meshd data file by recording the format version and revision 0;
-/// leaves a file that already holds tables alone.
+/// in a file that already holds tables, adds the records table if it is missing (a file
+/// written before records existed) and leaves the rest alone.
 pub(super) fn initialise(db: &Database, path: &Path) -> Result<(), OpenError> {
     write_initial(db).map_err(|err| corrupt(path, err.to_string()))
 }
 
 fn write_initial(db: &Database) -> Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
-    if txn.list_tables()?.next().is_some() {
-        txn.abort()?;
+    let names: Vec<String> = txn
+        .list_tables()?
+        .map(|table| table.name().to_string())
+        .collect();
+    if !names.is_empty() {
+        if names.iter().any(|name| name == RECORDS.name()) {
+            txn.abort()?;
+        } else {
+            txn.set_two_phase_commit(true);
+            txn.open_table(RECORDS)?;
+            txn.commit()?;
+        }
         return Ok(());
     }
     txn.set_two_phase_commit(true);
@@ -32,6 +44,7 @@ fn write_initial(db: &Database) -> Result<(), redb::Error> {
     }
     txn.open_table(RESOURCES)?;
     txn.open_table(TOKENS)?;
+    txn.open_table(RECORDS)?;
     txn.commit()?;
     Ok(())
 }
@@ -114,7 +127,17 @@ fn read(db: &Database) -> Result<Snapshot, Failure> {
         tokens.push(decode_token(used_at, value.value())?);
     }
 
-    let snapshot = Snapshot::restore(revision, resources, tokens);
+    let records_table = txn
+        .open_table(RECORDS)
+        .map_err(|_| missing("records table"))?;
+    let mut records = Vec::new();
+    for entry in records_table.iter().map_err(redb::Error::from)? {
+        let (key, value) = entry.map_err(redb::Error::from)?;
+        let key = RecordKey::decode(key.value()).map_err(|err| err.to_string())?;
+        records.push((key, value.value().into()));
+    }
+
+    let snapshot = Snapshot::restore(revision, resources, tokens, records);
     snapshot
         .check_consistent()
         .map_err(|inconsistency| Failure::Corrupt(inconsistency.to_string()))?;

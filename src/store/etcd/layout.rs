@@ -8,10 +8,12 @@
 //!   (`{"mesh":…,"kind":…,"parent":…,"name":…}`), as in the embedded store.
 //! - `<prefix>tokens/<client token>` → the idempotency record of each remembered client
 //!   token, as JSON; their order of use is their keys' etcd create revision.
+//! - `<prefix>records/<space>/<id>` → each record (see `store::records`), its bytes as
+//!   the owner wrote them.
 
 use crate::model::ResourceKey;
-use crate::store::IdempotencyRecord;
 use crate::store::codec::encode_key;
+use crate::store::{IdempotencyRecord, RecordKey};
 
 /// The version of this layout; a meshd refuses data that declares a newer one.
 pub const FORMAT_VERSION: u64 = 1;
@@ -31,6 +33,8 @@ pub(super) enum Entry<'a> {
     Resource(&'a str),
     /// A client token's record, with the token.
     Token(&'a str),
+    /// A record, with its stored key (`<space>/<id>`).
+    Record(&'a str),
     /// Nothing meshd writes.
     Other,
 }
@@ -65,6 +69,10 @@ impl Keys {
         format!("{}tokens/{token}", self.prefix)
     }
 
+    pub(super) fn record(&self, key: &RecordKey) -> String {
+        format!("{}records/{}", self.prefix, key.encode())
+    }
+
     /// What `key` (a full etcd key) holds.
     pub(super) fn classify<'a>(&self, key: &'a [u8]) -> Entry<'a> {
         let Some(rest) = std::str::from_utf8(key)
@@ -81,6 +89,8 @@ impl Keys {
                     Entry::Resource(key)
                 } else if let Some(token) = rest.strip_prefix("tokens/") {
                     Entry::Token(token)
+                } else if let Some(record) = rest.strip_prefix("records/") {
+                    Entry::Record(record)
                 } else {
                     Entry::Other
                 }
@@ -105,6 +115,11 @@ pub(super) fn decode_number(what: &str, value: &[u8]) -> Result<u64, String> {
                 String::from_utf8_lossy(value)
             )
         })
+}
+
+/// Reads back a record's key.
+pub(super) fn decode_record_key(stored: &str) -> Result<RecordKey, String> {
+    RecordKey::decode(stored).map_err(|err| err.to_string())
 }
 
 /// Reads back a client token's record.
@@ -135,6 +150,12 @@ mod tests {
             keys.classify(keys.token("t/1").as_bytes()),
             Entry::Token("t/1")
         );
+        let record = crate::store::RecordKey::new(crate::store::RecordSpace::CloudMap, "a/b");
+        assert_eq!(
+            keys.classify(keys.record(&record).as_bytes()),
+            Entry::Record("cloudMap/a/b")
+        );
+        assert_eq!(decode_record_key("cloudMap/a/b"), Ok(record));
         assert_eq!(keys.classify(keys.revision().as_bytes()), Entry::Revision);
         assert_eq!(
             keys.classify(keys.format_version().as_bytes()),

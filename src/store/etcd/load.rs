@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
 
-use super::layout::{Entry, FORMAT_VERSION, Keys, decode_number, decode_token};
+use super::layout::{Entry, FORMAT_VERSION, Keys, decode_number, decode_record_key, decode_token};
 use super::members::Members;
 use crate::store::Snapshot;
 use crate::store::codec::decode_resource;
@@ -113,6 +113,7 @@ fn decode(keys: &Keys, kvs: &[KeyValue], at: i64) -> Result<(Snapshot, i64), Loa
     let mut revision = None;
     let mut resources = Vec::new();
     let mut tokens = Vec::new();
+    let mut records = Vec::new();
     for kv in kvs {
         match keys.classify(kv.key()) {
             Entry::FormatVersion => {
@@ -125,6 +126,7 @@ fn decode(keys: &Keys, kvs: &[KeyValue], at: i64) -> Result<(Snapshot, i64), Loa
                 token.to_string(),
                 decode_token(token, kv.value())?,
             )),
+            Entry::Record(key) => records.push((decode_record_key(key)?, kv.value().into())),
             Entry::Other => {
                 tracing::warn!(key = %String::from_utf8_lossy(kv.key()), "ignoring a key meshd did not write under its etcd prefix");
             }
@@ -144,6 +146,7 @@ fn decode(keys: &Keys, kvs: &[KeyValue], at: i64) -> Result<(Snapshot, i64), Loa
         revision,
         resources,
         tokens.into_iter().map(|(_, token, record)| (token, record)),
+        records,
     );
     snapshot
         .check_consistent()

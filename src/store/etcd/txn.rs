@@ -37,6 +37,12 @@ pub(super) fn transaction(keys: &Keys, commit: &Commit) -> Txn {
     if let Some((token, record)) = &commit.token {
         ops.push(TxnOp::put(keys.token(token), token_value(record), None));
     }
+    for (key, value) in &commit.records.puts {
+        ops.push(TxnOp::put(keys.record(key), value.to_vec(), None));
+    }
+    for key in &commit.records.deletes {
+        ops.push(TxnOp::delete(keys.record(key), None));
+    }
     Txn::new()
         .when([Compare::value(
             keys.revision(),

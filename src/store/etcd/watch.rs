@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
 
-use super::layout::{Entry, Keys, decode_number, decode_token};
+use super::layout::{Entry, Keys, decode_number, decode_record_key, decode_token};
 use super::load::{LoadError, load};
 use super::members::Members;
 use crate::store::backend::Commit;
@@ -140,13 +140,7 @@ async fn watch(
 /// nothing meshd reads (the format version written at initialisation).
 fn decode(keys: &Keys, events: &[etcd_client::Event]) -> Result<Option<Commit>, String> {
     let mut revision = None;
-    let mut commit = Commit {
-        revision: 0,
-        puts: Vec::new(),
-        deletes: Vec::new(),
-        token: None,
-        forgotten_tokens: Vec::new(),
-    };
+    let mut commit = Commit::default();
     let mut relevant = false;
     for event in events {
         let Some(kv) = event.kv() else { continue };
@@ -170,6 +164,17 @@ fn decode(keys: &Keys, events: &[etcd_client::Event]) -> Result<Option<Commit>, 
             (Entry::Token(token), false) => {
                 relevant = true;
                 commit.forgotten_tokens.push(token.to_string());
+            }
+            (Entry::Record(key), true) => {
+                relevant = true;
+                commit
+                    .records
+                    .puts
+                    .push((decode_record_key(key)?, kv.value().into()));
+            }
+            (Entry::Record(key), false) => {
+                relevant = true;
+                commit.records.deletes.push(decode_record_key(key)?);
             }
             (Entry::FormatVersion, true) => {}
             (entry, _) => {
