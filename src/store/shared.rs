@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use imbl::OrdMap;
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -128,7 +129,8 @@ impl Follower {
     }
 
     /// Replaces the whole store with `loaded` (after the follower lost track, e.g. its
-    /// watch fell behind a compaction). Resources that did not change keep their `Arc`,
+    /// watch fell behind a compaction). Resources and records that did not change keep
+    /// their `Arc`,
     /// so that subscribers see only the real changes.
     pub(crate) fn replace(&self, mut loaded: Snapshot) {
         let _writing = self.shared.writer.lock();
@@ -140,34 +142,29 @@ impl Follower {
                 loaded.revision
             );
         }
-        let unchanged: Vec<_> = loaded
-            .resources
-            .iter()
-            .filter_map(|(key, resource)| {
-                current
-                    .resources
-                    .get(key)
-                    .filter(|old| ***old == **resource)
-                    .cloned()
-            })
-            .collect();
-        for resource in unchanged {
-            loaded.put(resource);
-        }
-        let unchanged_records: Vec<_> = loaded
-            .records
-            .iter()
-            .filter_map(|(key, value)| {
-                current
-                    .records
-                    .get_key_value(key)
-                    .filter(|(_, old)| **old == *value)
-                    .map(|(key, old)| (key.clone(), old.clone()))
-            })
-            .collect();
-        loaded.records.extend(unchanged_records);
+        keep_unchanged(&mut loaded.resources, &current.resources);
+        keep_unchanged(&mut loaded.records, &current.records);
         self.shared.publish(Arc::new(loaded));
     }
+}
+
+/// Puts back into `loaded` the `Arc` that `current` holds for each entry whose value did
+/// not change, so that diffs by pointer (`Snapshot::changes_since`) see only real changes.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+fn keep_unchanged<K: Ord + Clone, V: PartialEq + ?Sized>(
+    loaded: &mut OrdMap<K, Arc<V>>,
+    current: &OrdMap<K, Arc<V>>,
+) {
+    let unchanged: Vec<_> = loaded
+        .iter()
+        .filter_map(|(key, value)| {
+            current
+                .get_key_value(key)
+                .filter(|(_, old)| ***old == **value)
+                .map(|(key, old)| (key.clone(), old.clone()))
+        })
+        .collect();
+    loaded.extend(unchanged);
 }
 
 #[cfg(test)]
