@@ -26,24 +26,20 @@ fn write_initial(db: &Database) -> Result<(), redb::Error> {
         .list_tables()?
         .map(|table| table.name().to_string())
         .collect();
-    if !names.is_empty() {
-        if names.iter().any(|name| name == RECORDS.name()) {
-            txn.abort()?;
-        } else {
-            txn.set_two_phase_commit(true);
-            txn.open_table(RECORDS)?;
-            txn.commit()?;
-        }
+    if names.iter().any(|name| name == RECORDS.name()) {
+        txn.abort()?;
         return Ok(());
     }
     txn.set_two_phase_commit(true);
-    {
-        let mut meta = txn.open_table(META)?;
-        meta.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
-        meta.insert(REVISION_KEY, 0)?;
+    if names.is_empty() {
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+            meta.insert(REVISION_KEY, 0)?;
+        }
+        txn.open_table(RESOURCES)?;
+        txn.open_table(TOKENS)?;
     }
-    txn.open_table(RESOURCES)?;
-    txn.open_table(TOKENS)?;
     txn.open_table(RECORDS)?;
     txn.commit()?;
     Ok(())
