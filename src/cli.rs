@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{Account, Authentication};
 use crate::console::ConsoleConfig;
+use crate::discovery::{SourceConfig, SourceKind, aws::AwsConfig};
 use crate::listen::ConnectionLimits;
 use crate::net::ListenerLimits;
 use crate::server::{ServerConfig, XdsConfig, XdsTls};
@@ -279,7 +280,21 @@ pub struct ServeArgs {
     /// twice as long as the last publication took, at most this (0: no window).
     #[arg(long, env = "MESHD_DEBOUNCE_MS", default_value_t = crate::hub::DEFAULT_DEBOUNCE.as_millis() as u64)]
     pub debounce_ms: u64,
-    /// Region in ARNs.
+    /// Where the instances of virtual nodes with `awsCloudMap` service discovery come
+    /// from: `local` (meshd's own Cloud Map registry, served on --api-addr with AWS's
+    /// API) or `aws` (AWS Cloud Map's `DiscoverInstances` in --region, or
+    /// --cloud-map-endpoint's, with the standard AWS credentials chain).
+    #[arg(long, env = "MESHD_CLOUD_MAP", value_enum, default_value_t = SourceKind::Local)]
+    pub cloud_map: SourceKind,
+    /// With `--cloud-map aws`: the Cloud Map endpoint to call instead of AWS's (a VPC
+    /// endpoint, a stand-in); the `data-` host prefix is then not added.
+    #[arg(long, env = "MESHD_CLOUD_MAP_ENDPOINT")]
+    pub cloud_map_endpoint: Option<String>,
+    /// With `--cloud-map aws`: how often each followed service is read again (failures
+    /// are retried sooner, backing off up to a minute).
+    #[arg(long, env = "MESHD_CLOUD_MAP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub cloud_map_interval: Duration,
+    /// Region in ARNs (and of AWS Cloud Map with `--cloud-map aws`).
     #[arg(long, env = "MESHD_REGION", default_value = "us-east-1")]
     pub region: String,
     /// Account id (12 digits) in ARNs and as meshOwner/resourceOwner.
@@ -418,6 +433,14 @@ impl ServeArgs {
                 max_streams_per_connection: self.xds_max_streams_per_connection,
                 max_streams_per_identity: self.xds_max_streams_per_identity,
                 grace: self.xds_grace,
+            },
+            cloud_map: match self.cloud_map {
+                SourceKind::Local => SourceConfig::Local,
+                SourceKind::Aws => SourceConfig::Aws(AwsConfig {
+                    region: self.region.clone(),
+                    endpoint: self.cloud_map_endpoint.clone(),
+                    interval: self.cloud_map_interval,
+                }),
             },
             account: Account {
                 region: self.region.clone(),

@@ -10,6 +10,7 @@
 
 mod backend;
 mod check;
+pub mod cloud_map;
 mod cluster;
 mod context;
 mod dependencies;

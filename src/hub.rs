@@ -7,7 +7,13 @@
 //! for a grace period after the last one ends (a reconnecting proxy finds it still
 //! there): proxies that do not exist, or have gone, cost nothing and are never
 //! recompiled.
+//!
+//! Cloud Map clusters get their endpoints from an endpoint source ([`Endpoints`]): the
+//! hub tells it which services its proxies' clusters name, fills their assignments from
+//! what it found, and on a change of instances republishes only the endpoint
+//! assignments (EDS) of the proxies whose clusters name that service.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,7 +23,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compile::{Compiled, ProxyConfig, ProxyId, check_references};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+
+use crate::compile::{Compiled, ProxyConfig, ProxyId, ResourceType, check_references, cloud_map};
+use crate::discovery::{Endpoints, ServiceQuery};
 use crate::store::Store;
 use crate::xds::{Interner, ProxySnapshot};
 
@@ -35,6 +44,14 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(20);
 /// made right after the previous one reached the proxies does not wait for long.
 fn push_window(took: Duration, longest: Duration) -> Duration {
     took.saturating_mul(2).min(longest)
+}
+
+/// The next change of instances `endpoints` found; never, without a source.
+async fn endpoint_changes(endpoints: Option<&Endpoints>) -> BTreeSet<ServiceQuery> {
+    match endpoints {
+        Some(endpoints) => endpoints.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether `config` passes meshd's reference check ([`check_references`]); logs each
@@ -59,10 +76,13 @@ struct Publication {
     took: Duration,
 }
 
-/// A proxy's channel and how many streams hold it.
+/// A proxy's channel, how many streams hold it, and the configuration it was last sent.
 struct Held {
     sender: watch::Sender<Arc<ProxySnapshot>>,
     holders: usize,
+    /// The compiled configuration the channel's snapshot was made from (its Cloud Map
+    /// clusters are filled again from it when their instances change).
+    config: Arc<ProxyConfig>,
 }
 
 /// What the hub holds, for the status view: the figures that show whether per-proxy
@@ -107,12 +127,36 @@ pub struct Hub {
     grace: Duration,
     last_recompiled: AtomicU64,
     publications: AtomicU64,
+    /// Where Cloud Map clusters' endpoints come from; none: they stay empty.
+    endpoints: Option<Arc<Endpoints>>,
+    /// The held proxies whose Cloud Map clusters ask for each service.
+    followers: Mutex<BTreeMap<ServiceQuery, BTreeSet<ProxyId>>>,
 }
 
 impl Hub {
     /// A hub over `store`, compiling each proxy once a stream asks for it; a proxy's
     /// state outlives its last stream by `grace`.
+    /// Cloud Map clusters have no endpoints (with a diagnostic).
     pub fn new(store: Arc<Store>, debounce: Duration, grace: Duration) -> Arc<Self> {
+        Self::build(store, debounce, grace, None)
+    }
+
+    /// [`Hub::new`], with Cloud Map clusters' endpoints from `endpoints`.
+    pub fn with_endpoints(
+        store: Arc<Store>,
+        debounce: Duration,
+        grace: Duration,
+        endpoints: Arc<Endpoints>,
+    ) -> Arc<Self> {
+        Self::build(store, debounce, grace, Some(endpoints))
+    }
+
+    fn build(
+        store: Arc<Store>,
+        debounce: Duration,
+        grace: Duration,
+        endpoints: Option<Arc<Endpoints>>,
+    ) -> Arc<Self> {
         let compiled = Compiled::on_demand(store.snapshot());
         Arc::new(Self {
             store,
@@ -123,6 +167,8 @@ impl Hub {
             grace,
             last_recompiled: AtomicU64::new(0),
             publications: AtomicU64::new(0),
+            endpoints,
+            followers: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -148,9 +194,11 @@ impl Hub {
             } else {
                 Arc::new(ProxyConfig::default())
             };
+            self.follow(proxy, None, Some(&config));
             Held {
-                sender: watch::channel(Arc::new(self.interner.snapshot(&config))).0,
+                sender: watch::channel(Arc::new(self.encode(&config))).0,
                 holders: 0,
+                config,
             }
         });
         held.holders += 1;
@@ -186,11 +234,8 @@ impl Hub {
     /// Forgets `proxy` if no stream holds it.
     fn expire(&self, proxy: &ProxyId) {
         let mut compiled = self.compiled.lock();
-        if self
-            .proxies
-            .remove_if(proxy, |_, held| held.holders == 0)
-            .is_some()
-        {
+        if let Some((_, held)) = self.proxies.remove_if(proxy, |_, held| held.holders == 0) {
+            self.follow(proxy, Some(&held.config), None);
             compiled.release(proxy);
             compiled.drop_replaced();
         }
@@ -229,6 +274,17 @@ impl Hub {
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
+                queries = endpoint_changes(self.endpoints.as_deref()) => {
+                    // Not coalesced with the store's changes, nor held up by their window:
+                    // filling assignments is cheap, and its own publications are serial.
+                    let hub = self.clone();
+                    let republished =
+                        tokio::task::spawn_blocking(move || hub.republish_endpoints(&queries)).await;
+                    if let Err(err) = republished {
+                        tracing::error!("publishing new Cloud Map endpoints failed: {err}");
+                    }
+                    continue;
+                }
                 () = &mut stop => return,
             }
             // Latencies to proxies are measured from here: the change was seen.
@@ -264,8 +320,8 @@ impl Hub {
         let affected = compiled.update(snapshot);
         let mut pushed = 0;
         for proxy in &affected {
-            if let Some(held) = self.proxies.get(proxy)
-                && self.offer(&held.sender, proxy, &compiled.get(proxy), changed_at)
+            if let Some(mut held) = self.proxies.get_mut(proxy)
+                && self.offer(&mut held, proxy, compiled.get(proxy), changed_at)
             {
                 pushed += 1;
             }
@@ -292,29 +348,153 @@ impl Hub {
         }
     }
 
-    /// Sends `config` to `proxy`'s streams through `sender`, unless they hold it
-    /// already or it fails the reference check (then the proxy keeps what it has, and
-    /// the failure is logged); says whether it was sent.
+    /// Sends `config` to `proxy`'s streams (`held`), unless they hold it already or it
+    /// fails the reference check (then the proxy keeps what it has, and the failure is
+    /// logged); says whether it was sent.
     fn offer(
         &self,
-        sender: &watch::Sender<Arc<ProxySnapshot>>,
+        held: &mut Held,
         proxy: &ProxyId,
-        config: &ProxyConfig,
+        config: Arc<ProxyConfig>,
         changed_at: std::time::Instant,
     ) -> bool {
-        if !passes_check(proxy, config) {
+        if !passes_check(proxy, &config) {
             return false;
         }
+        self.follow(proxy, Some(&held.config), Some(&config));
         let encoded = Arc::new(ProxySnapshot {
             changed_at: Some(changed_at),
-            ..self.interner.snapshot(config)
+            ..self.encode(&config)
         });
-        if **sender.borrow() == *encoded {
+        held.config = config;
+        if **held.sender.borrow() == *encoded {
             return false;
         }
-        sender.send_replace(encoded);
+        held.sender.send_replace(encoded);
         true
     }
+
+    /// `config` encoded, its Cloud Map clusters filled with the instances found (or,
+    /// with no endpoint source, left empty with a diagnostic each).
+    fn encode(&self, config: &ProxyConfig) -> ProxySnapshot {
+        if config.cloud_map.is_empty() {
+            return self.interner.snapshot(config);
+        }
+        match &self.endpoints {
+            Some(endpoints) => self
+                .interner
+                .snapshot_with_endpoints(config, &filled(config, endpoints)),
+            None => {
+                let mut snapshot = self.interner.snapshot(config);
+                snapshot
+                    .diagnostics
+                    .extend(config.cloud_map.iter().map(|(cluster, target)| {
+                        format!(
+                            "cluster {cluster} takes its endpoints from Cloud Map service {}, and no Cloud Map source is configured: it has none",
+                            target.query
+                        )
+                    }));
+                snapshot
+            }
+        }
+    }
+
+    /// Records that `proxy`, which asked for the Cloud Map services of `before`, now
+    /// asks for those of `after`; tells the endpoint source when the services asked for
+    /// change.
+    fn follow(&self, proxy: &ProxyId, before: Option<&ProxyConfig>, after: Option<&ProxyConfig>) {
+        let Some(endpoints) = &self.endpoints else {
+            return;
+        };
+        let queries = |config: Option<&ProxyConfig>| -> BTreeSet<ServiceQuery> {
+            config
+                .into_iter()
+                .flat_map(|config| config.cloud_map.values())
+                .map(|target| target.query.clone())
+                .collect()
+        };
+        let (before, after) = (queries(before), queries(after));
+        if before == after {
+            return;
+        }
+        let mut followers = self.followers.lock();
+        let mut services_changed = false;
+        for query in before.difference(&after) {
+            if let Some(proxies) = followers.get_mut(query) {
+                proxies.remove(proxy);
+                if proxies.is_empty() {
+                    followers.remove(query);
+                    services_changed = true;
+                }
+            }
+        }
+        for query in after.difference(&before) {
+            let proxies = followers.entry(query.clone()).or_default();
+            services_changed |= proxies.is_empty();
+            proxies.insert(proxy.clone());
+        }
+        if services_changed {
+            endpoints.want(followers.keys().cloned().collect());
+        }
+    }
+
+    /// After the instances of `queries` changed: the endpoint assignments of every proxy
+    /// whose Cloud Map clusters ask for them, filled again and sent where they differ;
+    /// says how many proxies were sent new ones. Nothing else of theirs changes.
+    fn republish_endpoints(&self, queries: &BTreeSet<ServiceQuery>) -> usize {
+        let Some(endpoints) = &self.endpoints else {
+            return 0;
+        };
+        let changed_at = std::time::Instant::now();
+        let proxies: BTreeSet<ProxyId> = {
+            let followers = self.followers.lock();
+            queries
+                .iter()
+                .filter_map(|query| followers.get(query))
+                .flatten()
+                .cloned()
+                .collect()
+        };
+        let mut pushed = 0;
+        for proxy in &proxies {
+            let Some(held) = self.proxies.get(proxy) else {
+                continue;
+            };
+            let assignments = self.interner.endpoints(&filled(&held.config, endpoints));
+            let current = held.sender.borrow().clone();
+            if *current.of(ResourceType::Endpoint) == assignments {
+                continue;
+            }
+            let mut next = ProxySnapshot {
+                changed_at: Some(changed_at),
+                ..(*current).clone()
+            };
+            next.types.insert(ResourceType::Endpoint, assignments);
+            held.sender.send_replace(Arc::new(next));
+            pushed += 1;
+        }
+        tracing::debug!(
+            services = queries.len(),
+            pushed,
+            elapsed_us = changed_at.elapsed().as_micros() as u64,
+            "published new Cloud Map endpoints"
+        );
+        pushed
+    }
+}
+
+/// The endpoint assignments of `config`, its Cloud Map clusters' filled with the
+/// instances `endpoints` found.
+fn filled(config: &ProxyConfig, endpoints: &Endpoints) -> BTreeMap<String, ClusterLoadAssignment> {
+    let mut assignments = config.endpoints.clone();
+    for (cluster, target) in &config.cloud_map {
+        let instances = endpoints.instances(&target.query);
+        assignments.insert(
+            cluster.clone(),
+            cloud_map::assignment(cluster, target, &instances),
+        );
+    }
+    assignments
 }
 
 #[cfg(test)]
@@ -412,9 +592,14 @@ mod tests {
                 ..Default::default()
             },
         );
-        let held = hub.proxies.get(&proxy).unwrap();
+        let mut held = hub.proxies.get_mut(&proxy).unwrap();
         assert!(
-            !hub.offer(&held.sender, &proxy, &dangling, std::time::Instant::now()),
+            !hub.offer(
+                &mut held,
+                &proxy,
+                Arc::new(dangling),
+                std::time::Instant::now()
+            ),
             "it was published"
         );
         assert!(!pushed.has_changed().unwrap());

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compile;
 pub mod console;
 pub mod definition;
+pub mod discovery;
 pub mod hub;
 pub mod listen;
 pub mod metrics;

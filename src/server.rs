@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::access::{AccessConfig, Gate, TokenFileError};
 use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
 use crate::console::{ConsoleConfig, ConsoleConfigError, ConsoleLogin};
+use crate::discovery::{self, Endpoints, SourceConfig};
 use crate::hub::Hub;
 use crate::listen::{self, ConnectionLimits};
 use crate::metrics;
@@ -140,6 +141,8 @@ pub struct ServerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// The web console, if it is served.
     pub console: Option<ConsoleConfig>,
+    /// Where Cloud Map services' instances come from.
+    pub cloud_map: SourceConfig,
 }
 
 impl ServerConfig {
@@ -158,6 +161,7 @@ impl ServerConfig {
             api_connections: ConnectionLimits::default(),
             metrics_addr: None,
             console: None,
+            cloud_map: SourceConfig::Local,
         }
     }
 }
@@ -285,7 +289,13 @@ async fn serve(
         )?)),
         None => None,
     };
-    let hub = Hub::new(store.clone(), config.debounce, config.xds.grace);
+    let endpoints = Endpoints::new(config.cloud_map.kind());
+    let hub = Hub::with_endpoints(
+        store.clone(),
+        config.debounce,
+        config.xds.grace,
+        endpoints.clone(),
+    );
     let gate = Arc::new(Gate::new(hub.clone(), config.xds.access())?);
     let mut tasks = Vec::new();
     {
@@ -296,6 +306,12 @@ async fn serve(
             Ok(())
         }));
     }
+    tasks.push(tokio::spawn(follow_cloud_map(
+        config.cloud_map.clone(),
+        store.clone(),
+        endpoints.clone(),
+        stop_rx.clone(),
+    )));
     if config.xds.tokens_file.is_some() {
         tasks.push(tokio::spawn(reload_tokens_on_hangup(
             gate.clone(),
@@ -327,6 +343,7 @@ async fn serve(
         service.clone(),
         gate.clone(),
         xds_listener.clone(),
+        endpoints,
     ));
     let metrics = metrics::routes(metrics::Sources {
         store: store.clone(),
@@ -453,6 +470,7 @@ fn status_routes(
     service: XdsService,
     gate: Arc<Gate>,
     listener: Arc<ListenerStats>,
+    endpoints: Arc<Endpoints>,
 ) -> axum::Router {
     let streams = service.streams().clone();
     axum::Router::new()
@@ -461,6 +479,13 @@ fn status_routes(
             get(move || {
                 let streams = streams.clone();
                 async move { Json(streams.statuses().into_values().collect::<Vec<_>>()) }
+            }),
+        )
+        .route(
+            "/meshd/v1/cloud-map",
+            get(move || {
+                let endpoints = endpoints.clone();
+                async move { Json(endpoints.status()) }
             }),
         )
         .route(
@@ -476,6 +501,33 @@ fn status_routes(
                 }
             }),
         )
+}
+
+/// Follows the Cloud Map source `config` names for what the hub's proxies need, until
+/// `stop`.
+async fn follow_cloud_map(
+    config: SourceConfig,
+    store: Arc<Store>,
+    endpoints: Arc<Endpoints>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let follow = async move {
+        match config {
+            SourceConfig::Local => {
+                // WIP: meshd's registry (crate::cloud_map::discover) lands with its API.
+                discovery::local::follow(store, endpoints, |_, _, _| None).await
+            }
+            SourceConfig::Aws(aws) => {
+                let client = discovery::aws::client(&aws).await;
+                discovery::aws::follow(client, endpoints, aws.interval).await
+            }
+        }
+    };
+    tokio::select! {
+        () = follow => {}
+        () = stopped(stop) => {}
+    }
+    Ok(())
 }
 
 /// Re-reads the token file on every SIGHUP until `stop`.

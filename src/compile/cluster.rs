@@ -23,7 +23,8 @@ use envoy_types::pb::envoy::r#type::v3::CodecClientType;
 use envoy_types::pb::google::protobuf::UInt32Value;
 
 use crate::model::spec::{
-    DnsResponseType, HealthCheckPolicy, IpPreference, OutlierDetection, PortProtocol,
+    AwsCloudMapServiceDiscovery, DnsResponseType, HealthCheckPolicy, IpPreference,
+    OutlierDetection, PortProtocol,
 };
 
 use super::envoy::{ads_config_source, any, duration, millis, seconds, socket_address};
@@ -84,7 +85,7 @@ fn http2_options(cluster: &mut Cluster) {
     );
 }
 
-fn endpoint(address: &str, port: u32, health_check_port: Option<u32>) -> LbEndpoint {
+pub(super) fn endpoint(address: &str, port: u32, health_check_port: Option<u32>) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
             address: Some(socket_address(address, port, false)),
@@ -98,7 +99,7 @@ fn endpoint(address: &str, port: u32, health_check_port: Option<u32>) -> LbEndpo
     }
 }
 
-fn assignment(name: &str, endpoints: Vec<LbEndpoint>) -> ClusterLoadAssignment {
+pub(super) fn assignment(name: &str, endpoints: Vec<LbEndpoint>) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
         cluster_name: name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
@@ -160,7 +161,7 @@ pub enum Discovery<'a> {
         response_type: Option<DnsResponseType>,
     },
     /// Through AWS Cloud Map: endpoints arrive by EDS.
-    CloudMap,
+    CloudMap(&'a AwsCloudMapServiceDiscovery),
 }
 
 /// Everything that shapes a client's cluster for one target listener.
@@ -274,7 +275,7 @@ pub fn egress(target: &EgressTarget<'_>) -> Cluster {
                 vec![endpoint(hostname, target.port as u32, health_check_port)],
             ));
         }
-        Discovery::CloudMap => {
+        Discovery::CloudMap(_) => {
             cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
                 cluster::DiscoveryType::Eds as i32,
             ));
@@ -290,8 +291,8 @@ pub fn egress(target: &EgressTarget<'_>) -> Cluster {
     cluster
 }
 
-/// The endpoints of a Cloud Map cluster. meshd does not reach AWS Cloud Map, so the
-/// assignment is empty until an endpoint source fills it.
+/// The endpoints of a Cloud Map cluster as compiled: none. The hub fills them from the
+/// endpoint source ([`super::cloud_map::assignment`]).
 pub fn cloud_map_assignment(name: &str) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
         cluster_name: name.to_string(),

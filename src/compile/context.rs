@@ -12,6 +12,7 @@ use crate::model::{Resource, ResourceKey, ResourceKind, Spec};
 use crate::store::Snapshot;
 
 use super::backend::ServicePort;
+use super::cloud_map::CloudMapTarget;
 use super::cluster::{self, Discovery, EgressTarget};
 use super::dependencies::Dependencies;
 use super::names;
@@ -149,11 +150,13 @@ impl<'a> Context<'a> {
             .filter_map(|(name, cluster)| {
                 let (target, port) = self.egress_targets.remove(&name)?;
                 let endpoints = self.out.endpoints.remove(&name);
+                let cloud_map = self.out.cloud_map.remove(&name);
                 Some((
                     name,
                     UsedCluster {
                         cluster,
                         endpoints,
+                        cloud_map,
                         target,
                         port,
                     },
@@ -190,6 +193,9 @@ impl<'a> Context<'a> {
                     self.out.clusters.insert(name.clone(), used.cluster.clone());
                     if let Some(endpoints) = &used.endpoints {
                         self.out.endpoints.insert(name.clone(), endpoints.clone());
+                    }
+                    if let Some(target) = &used.cloud_map {
+                        self.out.cloud_map.insert(name.clone(), target.clone());
                     }
                 }
             }
@@ -365,7 +371,7 @@ impl<'a> Context<'a> {
                 dns.hostname.clone(),
             ),
             (None, Some(map)) => (
-                Discovery::CloudMap,
+                Discovery::CloudMap(map),
                 format!("{}.{}", map.service_name, map.namespace_name),
             ),
             (None, None) => return None,
@@ -424,6 +430,9 @@ impl<'a> Context<'a> {
                     if let Some(endpoints) = hit.endpoints {
                         self.out.endpoints.insert(name.clone(), endpoints);
                     }
+                    if let Some(target) = hit.cloud_map {
+                        self.out.cloud_map.insert(name.clone(), target);
+                    }
                     self.out.diagnostics.extend(hit.diagnostics);
                     return Some((name, protocol));
                 }
@@ -456,7 +465,22 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        let cloud_map = matches!(discovery, Discovery::CloudMap);
+        let cloud_map = match discovery {
+            Discovery::CloudMap(map) => Some(CloudMapTarget::new(
+                &map.namespace_name,
+                &map.service_name,
+                map.attributes
+                    .iter()
+                    .flatten()
+                    .map(|attribute| (attribute.key.clone(), attribute.value.clone())),
+                ip_preference,
+                port,
+                health_check
+                    .and_then(|check| check.port)
+                    .map(|port| port as u32),
+            )),
+            Discovery::Dns { .. } => None,
+        };
         let cluster = cluster::egress(&EgressTarget {
             name: name.clone(),
             discovery,
@@ -469,13 +493,11 @@ impl<'a> Context<'a> {
         });
         let cluster = Arc::new(cluster);
         self.out.clusters.insert(name.clone(), cluster.clone());
-        if cloud_map {
+        if let Some(cloud_map) = cloud_map {
             self.out
                 .endpoints
                 .insert(name.clone(), cluster::cloud_map_assignment(&name));
-            self.diagnose(format!(
-                "virtual node {target} uses AWS Cloud Map, which meshd cannot query; cluster {name} has no endpoints until an endpoint source provides them"
-            ));
+            self.out.cloud_map.insert(name.clone(), cloud_map);
         }
         if let Some((shared, key, target_resource, mesh_resource)) = shared_key {
             shared.insert(
@@ -483,6 +505,7 @@ impl<'a> Context<'a> {
                 SharedCluster::new(
                     cluster,
                     self.out.endpoints.get(&name).cloned(),
+                    self.out.cloud_map.get(&name).cloned(),
                     self.out.diagnostics[diagnostics_before..].to_vec(),
                     target_resource,
                     mesh_resource,

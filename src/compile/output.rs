@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use super::cloud_map::CloudMapTarget;
 use super::proxy::ProxyId;
 
 /// One Envoy proxy's complete configuration, each map sorted by resource name.
@@ -24,8 +25,11 @@ pub struct ProxyConfig {
     pub clusters: BTreeMap<String, Arc<Cluster>>,
     /// Route configurations (RDS).
     pub route_configs: BTreeMap<String, RouteConfiguration>,
-    /// Endpoint assignments of EDS clusters.
+    /// Endpoint assignments of EDS clusters: for Cloud Map clusters, an empty one that
+    /// the hub fills from the endpoint source (see `cloud_map`).
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
+    /// The EDS clusters whose endpoints come from Cloud Map, and what they ask for.
+    pub cloud_map: BTreeMap<String, CloudMapTarget>,
     /// What was left out, and why.
     pub diagnostics: Vec<String>,
     /// Whether the proxy's mesh and virtual node (or gateway) exist. A proxy whose

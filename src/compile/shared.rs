@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use parking_lot::Mutex;
 
+use super::cloud_map::CloudMapTarget;
 use crate::model::Resource;
 use crate::store::Snapshot;
 
@@ -48,6 +49,8 @@ pub struct SharedCluster {
     pub cluster: Arc<Cluster>,
     /// Its endpoint assignment, for EDS clusters.
     pub endpoints: Option<ClusterLoadAssignment>,
+    /// What its endpoints come from, for Cloud Map clusters.
+    pub cloud_map: Option<CloudMapTarget>,
     /// The diagnostics building it produced.
     pub diagnostics: Vec<String>,
     /// The inputs, held so that their addresses (the key) stay theirs.
@@ -60,6 +63,7 @@ impl SharedCluster {
     pub fn new(
         cluster: Arc<Cluster>,
         endpoints: Option<ClusterLoadAssignment>,
+        cloud_map: Option<CloudMapTarget>,
         diagnostics: Vec<String>,
         target: Arc<Resource>,
         mesh: Arc<Resource>,
@@ -67,6 +71,7 @@ impl SharedCluster {
         Self {
             cluster,
             endpoints,
+            cloud_map,
             diagnostics,
             target,
             mesh,

@@ -55,6 +55,8 @@ pub struct UsedCluster {
     pub cluster: Arc<Cluster>,
     /// Its endpoint assignment, for EDS clusters.
     pub endpoints: Option<ClusterLoadAssignment>,
+    /// What its endpoints come from, for Cloud Map clusters.
+    pub cloud_map: Option<super::cloud_map::CloudMapTarget>,
     /// The target virtual node.
     pub target: String,
     /// The target listener's port.

@@ -9,6 +9,8 @@ use std::time::Instant;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
 
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+
 use crate::compile::{EncodedResource, ProxyConfig, ResourceType, set_version};
 
 /// One encoded xDS resource.
@@ -150,6 +152,14 @@ impl ClusterEncodings {
     }
 }
 
+/// Each of `assignments`, encoded.
+fn encode_each(assignments: &BTreeMap<String, ClusterLoadAssignment>) -> Vec<EncodedResource> {
+    assignments
+        .iter()
+        .map(|(name, assignment)| EncodedResource::of(name, assignment))
+        .collect()
+}
+
 /// The one `Arc` held for `encoded` (of type `kind`), made if there is none.
 fn intern(
     held: &mut HashMap<(ResourceType, String, String), Weak<XdsResource>>,
@@ -169,9 +179,31 @@ fn intern(
     fresh
 }
 
+/// `encoded` (of type `kind`) by name, each the one `Arc` held for it.
+fn intern_all(
+    held: &mut HashMap<(ResourceType, String, String), Weak<XdsResource>>,
+    kind: ResourceType,
+    encoded: Vec<EncodedResource>,
+) -> BTreeMap<String, Arc<XdsResource>> {
+    encoded
+        .into_iter()
+        .map(|encoded| (encoded.name.clone(), intern(held, kind, encoded)))
+        .collect()
+}
+
 impl Interner {
     /// Encodes `config` into a snapshot, reusing resources already held.
     pub fn snapshot(&self, config: &ProxyConfig) -> ProxySnapshot {
+        self.snapshot_with_endpoints(config, &config.endpoints)
+    }
+
+    /// [`Interner::snapshot`], with `endpoints` as the endpoint assignments (the
+    /// compiled ones, with the endpoints the hub found for Cloud Map clusters).
+    pub fn snapshot_with_endpoints(
+        &self,
+        config: &ProxyConfig,
+        endpoints: &BTreeMap<String, ClusterLoadAssignment>,
+    ) -> ProxySnapshot {
         let mut types = BTreeMap::new();
         let mut held = self.resources.lock();
         let mut clusters = self.clusters.lock();
@@ -187,11 +219,8 @@ impl Interner {
                         (name.clone(), encoded)
                     })
                     .collect(),
-                _ => config
-                    .encoded(kind)
-                    .into_iter()
-                    .map(|encoded| (encoded.name.clone(), intern(&mut held, kind, encoded)))
-                    .collect(),
+                ResourceType::Endpoint => intern_all(&mut held, kind, encode_each(endpoints)),
+                _ => intern_all(&mut held, kind, config.encoded(kind)),
             };
             types.insert(kind, TypeSnapshot::new(resources));
         }
@@ -204,6 +233,16 @@ impl Interner {
             exists: config.exists,
             changed_at: None,
         }
+    }
+
+    /// `assignments` encoded as an EDS snapshot, reusing resources already held.
+    pub fn endpoints(&self, assignments: &BTreeMap<String, ClusterLoadAssignment>) -> TypeSnapshot {
+        let mut held = self.resources.lock();
+        TypeSnapshot::new(intern_all(
+            &mut held,
+            ResourceType::Endpoint,
+            encode_each(assignments),
+        ))
     }
 
     /// How many distinct resources are held.
