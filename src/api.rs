@@ -19,10 +19,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, put};
+use axum::routing::{MethodRouter, get, post, put};
 
 use crate::model::ResourceKind;
 use crate::store::Store;
@@ -260,6 +260,28 @@ async fn list_tags_ops(State(app): State<App>, RawQuery(raw): RawQuery) -> Respo
     tags::list(&app, &Query::parse(raw.as_deref())).into_response()
 }
 
+/// `POST /` with a Cloud Map `X-Amz-Target`: meshd's Cloud Map registry.
+async fn cloud_map_ops(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if !crate::cloud_map::api::is_cloud_map_request(&headers) {
+        return unknown_operation().into_response();
+    }
+    respond(true, move || {
+        crate::cloud_map::api::handle(
+            &app.store,
+            &app.account.region,
+            &app.account.account_id,
+            &headers,
+            &body,
+        )
+    })
+    .await
+}
+
+/// A Cloud Map operation on RPC v2 CBOR, which meshd does not serve.
+async fn cloud_map_cbor(Path(operation): Path<String>) -> Response {
+    crate::cloud_map::api::refuse_cbor(&operation)
+}
+
 async fn fallback() -> Response {
     unknown_operation().into_response()
 }
@@ -324,6 +346,11 @@ pub fn router(app: App) -> Router {
         .route(
             "/v20190125/meshes/{mesh}/virtualGateway/{gateway}/gatewayRoutes/{name}",
             nested_item(ResourceKind::GatewayRoute),
+        )
+        .route("/", post(cloud_map_ops))
+        .route(
+            "/service/Route53AutoNaming_v20170314/operation/{operation}",
+            post(cloud_map_cbor),
         )
         .route("/v20190125/tag", put(tag_ops))
         .route("/v20190125/untag", put(untag_ops))

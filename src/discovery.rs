@@ -32,6 +32,20 @@ pub struct ServiceQuery {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Whether `attributes` carry every one of `wanted`, with its value.
+pub fn carries(attributes: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    wanted
+        .iter()
+        .all(|(key, value)| attributes.get(key) == Some(value))
+}
+
+impl ServiceQuery {
+    /// Whether `instance` carries every attribute this query names, with its value.
+    pub fn selects(&self, instance: &DiscoveredInstance) -> bool {
+        carries(&instance.attributes, &self.attributes)
+    }
+}
+
 impl std::fmt::Display for ServiceQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.service, self.namespace)?;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod apply;
 pub mod bootstrap;
 pub mod cli;
+pub mod cloud_map;
 pub mod compile;
 pub mod console;
 pub mod definition;

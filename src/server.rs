@@ -514,8 +514,7 @@ async fn follow_cloud_map(
     let follow = async move {
         match config {
             SourceConfig::Local => {
-                // WIP: meshd's registry (crate::cloud_map::discover) lands with its API.
-                discovery::local::follow(store, endpoints, |_, _, _| None).await
+                discovery::local::follow(store, endpoints, crate::cloud_map::discover).await
             }
             SourceConfig::Aws(aws) => {
                 let client = discovery::aws::client(&aws).await;

@@ -106,7 +106,15 @@ pub async fn require_signature(
         headers: &headers,
         body: &body,
     };
-    let verdict = sigv4::verify(&signed, &verifier.region, now(), |key| {
+    // Cloud Map's requests (meshd's registry, on the same port) are scoped to its service.
+    let service = if crate::cloud_map::api::is_cloud_map_request(&parts.headers)
+        || parts.uri.path().starts_with(crate::cloud_map::api::CBOR_PATH_PREFIX)
+    {
+        sigv4::CLOUD_MAP_SERVICE
+    } else {
+        sigv4::SERVICE
+    };
+    let verdict = sigv4::verify(&signed, &verifier.region, service, now(), |key| {
         verifier.credentials.secret_of(key).map(str::to_string)
     });
     match verdict {

@@ -11,8 +11,11 @@ use sha2::{Digest, Sha256};
 /// The only algorithm AWS clients sign App Mesh requests with.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
-/// The service name in the credential scope.
+/// The service name in the credential scope of App Mesh requests.
 pub const SERVICE: &str = "appmesh";
+
+/// The service name in the credential scope of Cloud Map requests.
+pub const CLOUD_MAP_SERVICE: &str = "servicediscovery";
 
 /// How far a request's time may be from the server's, either way (AWS's window).
 pub const MAX_SKEW_SECONDS: i64 = 15 * 60;
@@ -116,12 +119,13 @@ struct Authorization {
     signature: String,
 }
 
-/// Checks `request`'s signature: its scope must be `region` and App Mesh, its time
+/// Checks `request`'s signature: its scope must be `region` and `service`, its time
 /// within [`MAX_SKEW_SECONDS`] of `now` (Unix seconds), and its signature the one that
 /// `secret_of` its access key gives.
 pub fn verify(
     request: &SignedRequest<'_>,
     region: &str,
+    service: &str,
     now: i64,
     secret_of: impl Fn(&str) -> Option<String>,
 ) -> Result<Verified, SignatureError> {
@@ -144,7 +148,7 @@ pub fn verify(
             "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
-    check_scope(&auth, &amz_date, region)?;
+    check_scope(&auth, &amz_date, region, service)?;
     check_skew(signed_at, now)?;
     let secret = secret_of(&auth.access_key).ok_or(SignatureError::UnknownAccessKey)?;
     let string_to_sign = string_to_sign(request, &auth, &amz_date)?;
@@ -247,16 +251,21 @@ fn parse_authorization(header: &str) -> Result<Authorization, SignatureError> {
     })
 }
 
-fn check_scope(auth: &Authorization, amz_date: &str, region: &str) -> Result<(), SignatureError> {
+fn check_scope(
+    auth: &Authorization,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+) -> Result<(), SignatureError> {
     if auth.terminator != "aws4_request" {
         return Err(SignatureError::BadScope(format!(
             "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
             auth.terminator
         )));
     }
-    if auth.service != SERVICE {
+    if auth.service != service {
         return Err(SignatureError::BadScope(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'. "
+            "Credential should be scoped to correct service: '{service}'. "
         )));
     }
     if auth.region != region {
@@ -572,7 +581,7 @@ mod tests {
             unsigned[2],
             ("authorization", header.as_bytes()),
         ];
-        verify(&appmesh_request(&signed), "us-east-1", now, |key| {
+        verify(&appmesh_request(&signed), "us-east-1", SERVICE, now, |key| {
             (key == "AKIDEXAMPLE").then(|| SECRET.to_string())
         })
     }

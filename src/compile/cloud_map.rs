@@ -100,14 +100,6 @@ fn port(attributes: &BTreeMap<String, String>, listener_port: i64) -> Option<u32
     }
 }
 
-/// Whether `instance` carries every attribute `query` names, with its value.
-pub fn matches(query: &ServiceQuery, instance: &DiscoveredInstance) -> bool {
-    query
-        .attributes
-        .iter()
-        .all(|(key, value)| instance.attributes.get(key) == Some(value))
-}
-
 /// The assignment of EDS cluster `cluster` for `target`, from the instances the source
 /// found: one endpoint per distinct address and port, in address order (sources answer
 /// in any order; the same instances always give the same bytes).
@@ -118,7 +110,7 @@ pub fn assignment(
 ) -> ClusterLoadAssignment {
     let mut endpoints: Vec<(String, u32)> = instances
         .iter()
-        .filter(|instance| matches(&target.query, instance))
+        .filter(|instance| target.query.selects(instance))
         .filter_map(|instance| {
             Some((
                 address(&instance.attributes, target.ip_preference)?,

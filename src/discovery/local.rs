@@ -22,12 +22,7 @@ pub fn read(
     query: &ServiceQuery,
 ) -> Vec<DiscoveredInstance> {
     let mut instances = read(snapshot, &query.namespace, &query.service).unwrap_or_default();
-    instances.retain(|instance| {
-        query
-            .attributes
-            .iter()
-            .all(|(key, value)| instance.attributes.get(key) == Some(value))
-    });
+    instances.retain(|instance| query.selects(instance));
     instances
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cli;
 pub mod demo;
 pub mod envoy;
 pub mod etcd;

@@ -1,0 +1,1282 @@
+//! The operations of meshd's Cloud Map registry: each checks its input as AWS Cloud Map
+//! does, then reads, or decides and commits a write through [`Store::transact`] (one
+//! revision, durable, seen by every replica). An operation completes when it is
+//! accepted: its `OperationId` reports `SUCCESS` at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::error::CloudMapError;
+use super::records::{
+    self, InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag,
+    View,
+};
+use crate::discovery::carries;
+use crate::store::{RecordWrite, Snapshot, Store};
+
+/// The most namespaces the registry holds.
+pub const MAX_NAMESPACES: usize = 1_000;
+/// The most services the registry holds, over every namespace.
+pub const MAX_SERVICES: usize = 10_000;
+/// The most instances one service has.
+pub const MAX_INSTANCES_PER_SERVICE: usize = 10_000;
+/// The most custom attributes one instance carries (AWS's limit).
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 30;
+/// The most tags on one resource (AWS's limit).
+pub const MAX_TAGS: usize = 200;
+/// How long an operation can be read back with `GetOperation`.
+pub const OPERATION_RETENTION_SECONDS: f64 = 15.0 * 60.0;
+
+/// The attributes whose values Cloud Map reads itself.
+const IPV4: &str = "AWS_INSTANCE_IPV4";
+const IPV6: &str = "AWS_INSTANCE_IPV6";
+const PORT: &str = "AWS_INSTANCE_PORT";
+const CNAME: &str = "AWS_INSTANCE_CNAME";
+const ALIAS: &str = "AWS_ALIAS_DNS_NAME";
+const RESERVED: [&str; 7] = [
+    IPV4,
+    IPV6,
+    PORT,
+    CNAME,
+    ALIAS,
+    "AWS_INIT_HEALTH_STATUS",
+    "AWS_EC2_INSTANCE_ID",
+];
+
+/// The health an instance has, as `DiscoverInstances` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Receives traffic.
+    Healthy,
+    /// Reported unhealthy with `UpdateInstanceCustomHealthStatus`.
+    Unhealthy,
+}
+
+impl Health {
+    /// The name the API gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "HEALTHY",
+            Health::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
+/// The health of `instance` of `service`: what its custom health check last said
+/// (`HEALTHY` until then, or `AWS_INIT_HEALTH_STATUS` at registration), `HEALTHY` for a
+/// service without custom health checks (meshd runs no Route 53 health checks).
+pub fn health(service: &ServiceRecord, instance: &InstanceRecord) -> Health {
+    match instance.custom_health.as_deref() {
+        Some("UNHEALTHY") if service.has_custom_health() => Health::Unhealthy,
+        _ => Health::Healthy,
+    }
+}
+
+/// A filter of a List operation, as sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Filter {
+    /// What it filters on.
+    pub name: String,
+    /// The values to compare with.
+    pub values: Vec<String>,
+    /// `EQ` (the default), `IN`, `BEGINS_WITH` or `BETWEEN`.
+    pub condition: Option<String>,
+}
+
+impl Filter {
+    /// Checks the condition against those `allowed` for this filter's name.
+    fn check(&self, allowed: &[&str]) -> Result<(), CloudMapError> {
+        let condition = self.condition.as_deref().unwrap_or(allowed[0]);
+        if !allowed.contains(&condition) {
+            return Err(invalid(format!(
+                "filter {} takes the condition {}, not {condition}",
+                self.name,
+                allowed.join(" or ")
+            )));
+        }
+        let counted = match condition {
+            "EQ" | "BEGINS_WITH" => self.values.len() == 1,
+            "BETWEEN" => self.values.len() == 2,
+            _ => !self.values.is_empty(),
+        };
+        if !counted {
+            return Err(invalid(format!(
+                "filter {} with condition {condition} has {} values",
+                self.name,
+                self.values.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `value` passes (after [`Filter::check`]).
+    fn admits(&self, value: &str) -> bool {
+        match self.condition.as_deref().unwrap_or("EQ") {
+            "BEGINS_WITH" => value.starts_with(&self.values[0]),
+            _ => self.values.iter().any(|v| v == value),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> CloudMapError {
+    CloudMapError::InvalidInput(message.into())
+}
+
+fn now() -> f64 {
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (elapsed.as_millis() as f64) / 1000.0
+}
+
+/// `length` random characters of `[0-9a-z]`.
+fn random_chars(length: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(length);
+    while out.len() < length {
+        for byte in uuid::Uuid::new_v4().as_bytes() {
+            if out.len() < length {
+                out.push(ALPHABET[usize::from(*byte) % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A new operation id: the time in milliseconds (13 hex digits), then 19 random
+/// characters, so that operations sort by time.
+fn operation_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("{millis:013x}{}", random_chars(19))
+}
+
+/// The id an `Id` or `ServiceId` member names: an id, or an ARN ending in
+/// `/<id>` (AWS accepts both).
+pub fn id_of(given: &str) -> &str {
+    if given.starts_with("arn:") {
+        given.rsplit('/').next().unwrap_or(given)
+    } else {
+        given
+    }
+}
+
+/// Splits `items` (sorted by id) into the page after `token`, of at most `max`.
+pub fn page<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> &str,
+    token: Option<&str>,
+    max: Option<i32>,
+    max_allowed: i32,
+) -> Result<(Vec<T>, Option<String>), CloudMapError> {
+    let limit = match max {
+        None => max_allowed.min(100),
+        Some(n) if (1..=max_allowed).contains(&n) => n,
+        Some(n) => {
+            return Err(invalid(format!(
+                "MaxResults must be from 1 to {max_allowed}, not {n}"
+            )));
+        }
+    } as usize;
+    let after = match token {
+        None => None,
+        Some(token) => Some(
+            hex::decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| invalid(format!("NextToken {token:?} is not one meshd gave")))?,
+        ),
+    };
+    let mut page: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.as_deref().is_none_or(|after| id(item) > after))
+        .take(limit + 1)
+        .collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|last| hex::encode(id(last)))
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+/// Checks a name-like string: `what` must be 1 to `max` printable ASCII characters.
+fn check_printable(what: &str, value: &str, max: usize) -> Result<(), CloudMapError> {
+    if value.is_empty()
+        || value.len() > max
+        || !value.bytes().all(|b| (b'!'..=b'~').contains(&b))
+    {
+        return Err(invalid(format!(
+            "{what} must be 1 to {max} printable ASCII characters without spaces, not {}",
+            quoted(value)
+        )));
+    }
+    Ok(())
+}
+
+fn quoted(value: &str) -> String {
+    if value.chars().count() <= 64 {
+        format!("{value:?}")
+    } else {
+        let start: String = value.chars().take(64).collect();
+        format!("{start:?}… ({} bytes)", value.len())
+    }
+}
+
+fn check_optional_length(what: &str, value: Option<&str>, max: usize) -> Result<(), CloudMapError> {
+    match value {
+        Some(value) if value.len() > max => Err(invalid(format!(
+            "{what} must be at most {max} characters, not {}",
+            value.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A DNS name: labels of 1–63 letters, digits, `-` and `_`, at most 253 in all.
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn check_service_name(name: &str) -> Result<(), CloudMapError> {
+    if name.len() <= 127 && is_dns_name(name) && !name.ends_with('.') {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "Name must be DNS labels of letters, digits, '-' and '_' (at most 127 characters), not {}",
+            quoted(name)
+        )))
+    }
+}
+
+fn check_tags(tags: &[Tag], arn: &str) -> Result<(), CloudMapError> {
+    for tag in tags {
+        if tag.key.is_empty() || tag.key.len() > 128 || tag.value.len() > 256 {
+            return Err(invalid(format!(
+                "tag keys have 1 to 128 characters and values at most 256: {}",
+                quoted(&tag.key)
+            )));
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(CloudMapError::TooManyTags {
+            message: format!("a resource has at most {MAX_TAGS} tags, not {}", tags.len()),
+            resource_name: arn.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Sets `new` on `tags`: a key present takes the new value.
+fn merge_tags(tags: &mut Vec<Tag>, new: Vec<Tag>) {
+    for tag in new {
+        match tags.iter_mut().find(|existing| existing.key == tag.key) {
+            Some(existing) => existing.value = tag.value,
+            None => tags.push(tag),
+        }
+    }
+}
+
+/// Checks an instance's attributes as Cloud Map does: keys and values printable,
+/// AWS's own attributes well formed, at most [`MAX_CUSTOM_ATTRIBUTES`] others, and the
+/// ones a DNS service's records need present.
+fn check_attributes(
+    attributes: &BTreeMap<String, String>,
+    service: &ServiceRecord,
+) -> Result<(), CloudMapError> {
+    for (key, value) in attributes {
+        check_printable("an attribute key", key, 255)?;
+        if value.len() > 1024
+            || value
+                .bytes()
+                .any(|b| !((b' '..=b'~').contains(&b) || b == b'\t'))
+            || value.starts_with([' ', '\t'])
+            || value.ends_with([' ', '\t'])
+        {
+            return Err(invalid(format!(
+                "attribute {key}: values are at most 1,024 printable characters, not starting or ending with a space: {}",
+                quoted(value)
+            )));
+        }
+    }
+    let custom = attributes
+        .keys()
+        .filter(|key| !RESERVED.contains(&key.as_str()))
+        .count();
+    if custom > MAX_CUSTOM_ATTRIBUTES {
+        return Err(invalid(format!(
+            "an instance carries at most {MAX_CUSTOM_ATTRIBUTES} custom attributes, not {custom}"
+        )));
+    }
+    if let Some(v4) = attributes.get(IPV4)
+        && v4.parse::<Ipv4Addr>().is_err()
+    {
+        return Err(invalid(format!("{IPV4} is not an IPv4 address: {}", quoted(v4))));
+    }
+    if let Some(v6) = attributes.get(IPV6)
+        && v6.parse::<Ipv6Addr>().is_err()
+    {
+        return Err(invalid(format!("{IPV6} is not an IPv6 address: {}", quoted(v6))));
+    }
+    if let Some(port) = attributes.get(PORT)
+        && port.parse::<u16>().is_err()
+    {
+        return Err(invalid(format!(
+            "{PORT} is not a port from 0 to 65535: {}",
+            quoted(port)
+        )));
+    }
+    if let Some(status) = attributes.get("AWS_INIT_HEALTH_STATUS")
+        && status != "HEALTHY"
+        && status != "UNHEALTHY"
+    {
+        return Err(invalid(
+            "AWS_INIT_HEALTH_STATUS is HEALTHY or UNHEALTHY".to_string(),
+        ));
+    }
+    let record_types: Vec<&str> = service
+        .dns_config
+        .as_ref()
+        .and_then(|config| config.get("DnsRecords"))
+        .and_then(|records| records.as_array())
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|record| record.get("Type").and_then(|t| t.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |key: &str| attributes.contains_key(key);
+    for record_type in record_types {
+        let present = match record_type {
+            "A" => has(IPV4) || has(ALIAS),
+            "AAAA" => has(IPV6) || has(ALIAS),
+            "SRV" => has(PORT) && (has(IPV4) || has(IPV6)),
+            "CNAME" => has(CNAME),
+            _ => true,
+        };
+        if !present {
+            return Err(invalid(format!(
+                "service {} has {record_type} records: the instance needs the attributes they are made of ({})",
+                service.name,
+                match record_type {
+                    "A" => IPV4,
+                    "AAAA" => IPV6,
+                    "SRV" => "AWS_INSTANCE_PORT and an address",
+                    _ => CNAME,
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a Create…Namespace request asks for.
+#[derive(Debug, Clone)]
+pub struct NewNamespace {
+    /// Its name.
+    pub name: String,
+    /// HTTP, private or public DNS.
+    pub kind: NamespaceType,
+    /// The creator's idempotency token.
+    pub creator_request_id: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// Its tags.
+    pub tags: Vec<Tag>,
+    /// The VPC of a private DNS namespace.
+    pub vpc: Option<String>,
+    /// The SOA TTL of a DNS namespace.
+    pub soa_ttl: Option<i64>,
+}
+
+/// What a CreateService request asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewService {
+    /// Its name.
+    pub name: String,
+    /// The namespace it goes in (an id or an ARN).
+    pub namespace_id: String,
+    /// The creator's idempotency token.
+    pub creator_request_id: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// `DnsConfig`.
+    pub dns_config: Option<serde_json::Value>,
+    /// `HealthCheckConfig`.
+    pub health_check_config: Option<serde_json::Value>,
+    /// `HealthCheckCustomConfig`.
+    pub health_check_custom_config: Option<serde_json::Value>,
+    /// `Type`: `HTTP` makes a service that only API calls find.
+    pub http_only: bool,
+    /// Its tags.
+    pub tags: Vec<Tag>,
+}
+
+/// What DiscoverInstances asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// The namespace's name.
+    pub namespace: String,
+    /// The service's name.
+    pub service: String,
+    /// Attributes every instance returned carries.
+    pub query: BTreeMap<String, String>,
+    /// Attributes preferred: used when some instances carry them too.
+    pub optional: BTreeMap<String, String>,
+    /// `HEALTHY` (the default), `UNHEALTHY`, `ALL` or `HEALTHY_OR_ELSE_ALL`.
+    pub health_status: Option<String>,
+    /// At most this many (1–1,000, 100 by default).
+    pub max_results: Option<i32>,
+}
+
+/// A discovered instance with the health reported for it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The instance.
+    pub instance: InstanceRecord,
+    /// Its health.
+    pub health: Health,
+}
+
+/// Every instance `discovery` selects in `view` (`MaxResults` aside), by id, with the
+/// service's revision.
+pub fn discover_all(
+    view: &View<'_>,
+    discovery: &Discovery,
+) -> Result<(Vec<Found>, u64), CloudMapError> {
+    let namespace = view.namespace_named(&discovery.namespace).ok_or_else(|| {
+        CloudMapError::NamespaceNotFound(format!(
+            "no namespace is called {}",
+            quoted(&discovery.namespace)
+        ))
+    })?;
+    let service = view
+        .service_named(&namespace.id, &discovery.service)
+        .ok_or_else(|| {
+            CloudMapError::ServiceNotFound(format!(
+                "namespace {} has no service called {}",
+                namespace.name,
+                quoted(&discovery.service)
+            ))
+        })?;
+    let filter = discovery.health_status.as_deref().unwrap_or("HEALTHY");
+    if !["HEALTHY", "UNHEALTHY", "ALL", "HEALTHY_OR_ELSE_ALL"].contains(&filter) {
+        return Err(invalid(format!(
+            "HealthStatus is HEALTHY, UNHEALTHY, ALL or HEALTHY_OR_ELSE_ALL, not {}",
+            quoted(filter)
+        )));
+    }
+    let mut found: Vec<Found> = view
+        .instances(&service.id)
+        .into_iter()
+        .filter(|instance| carries(&instance.attributes, &discovery.query))
+        .map(|instance| Found {
+            health: health(&service, &instance),
+            instance,
+        })
+        .collect();
+    if !discovery.optional.is_empty()
+        && found
+            .iter()
+            .any(|f| carries(&f.instance.attributes, &discovery.optional))
+    {
+        found.retain(|f| carries(&f.instance.attributes, &discovery.optional));
+    }
+    // Health filters apply to services with health checks; others return every instance.
+    if service.has_custom_health() {
+        let healthy = found.iter().any(|f| f.health == Health::Healthy);
+        match filter {
+            "HEALTHY" => found.retain(|f| f.health == Health::Healthy),
+            "UNHEALTHY" => found.retain(|f| f.health == Health::Unhealthy),
+            "HEALTHY_OR_ELSE_ALL" if healthy => found.retain(|f| f.health == Health::Healthy),
+            _ => {}
+        }
+    }
+    Ok((found, service.revision))
+}
+
+/// The first `MaxResults` (1–1,000, 100 by default) of the instances `discovery`
+/// selects in `view`, with the service's revision: `DiscoverInstances`.
+pub fn discover(
+    view: &View<'_>,
+    discovery: &Discovery,
+) -> Result<(Vec<Found>, u64), CloudMapError> {
+    let limit = match discovery.max_results {
+        None => 100,
+        Some(n @ 1..=1000) => n as usize,
+        Some(n) => return Err(invalid(format!("MaxResults must be from 1 to 1000, not {n}"))),
+    };
+    let (mut found, revision) = discover_all(view, discovery)?;
+    found.truncate(limit);
+    Ok((found, revision))
+}
+
+/// meshd's Cloud Map registry over one store, answering as `region` and `account`.
+pub struct Registry<'a> {
+    /// Where the registry is kept.
+    pub store: &'a Store,
+    /// The region in ARNs.
+    pub region: &'a str,
+    /// The account id in ARNs and owners.
+    pub account: &'a str,
+}
+
+/// A decision of a write: its records and its answer.
+type Decision<T> = Result<(RecordWrite, T), CloudMapError>;
+
+impl Registry<'_> {
+    /// The ARN of namespace `id`.
+    pub fn namespace_arn(&self, id: &str) -> String {
+        format!(
+            "arn:aws:servicediscovery:{}:{}:namespace/{id}",
+            self.region, self.account
+        )
+    }
+
+    /// The ARN of service `id`.
+    pub fn service_arn(&self, id: &str) -> String {
+        format!(
+            "arn:aws:servicediscovery:{}:{}:service/{id}",
+            self.region, self.account
+        )
+    }
+
+    /// Decides and commits one write.
+    fn write<T>(&self, decide: impl Fn(&Snapshot) -> Decision<T>) -> Result<T, CloudMapError> {
+        Ok(self.store.transact(decide)?)
+    }
+
+    /// Reads the latest registry.
+    pub fn read<T>(&self, read: impl FnOnce(View<'_>) -> T) -> T {
+        let snapshot = self.store.snapshot();
+        read(View::new(&snapshot))
+    }
+
+    /// Records operation `id` of `kind` on `targets` in `write`, and drops operations
+    /// older than [`OPERATION_RETENTION_SECONDS`].
+    fn record_operation(
+        view: &View<'_>,
+        write: &mut RecordWrite,
+        id: &str,
+        kind: &str,
+        targets: &[(&str, &str)],
+    ) {
+        let date = now();
+        for old in view.operations(16) {
+            if old.date + OPERATION_RETENTION_SECONDS >= date {
+                break;
+            }
+            write.delete(records::operation_key(&old.id));
+        }
+        let operation = OperationRecord {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            date,
+            targets: targets
+                .iter()
+                .map(|(target, id)| (target.to_string(), id.to_string()))
+                .collect(),
+        };
+        records::put(write, records::operation_key(id), &operation);
+    }
+
+    /// Creates a namespace; answers its operation's id. A repeated request (same name
+    /// and creator request id) answers the first one's operation.
+    pub fn create_namespace(&self, new: NewNamespace) -> Result<String, CloudMapError> {
+        let name_ok = match new.kind {
+            NamespaceType::Http => new.name.len() <= 1024,
+            NamespaceType::DnsPrivate => new.name.len() <= 253,
+            NamespaceType::DnsPublic => is_dns_name(&new.name),
+        };
+        check_printable("Name", &new.name, 1024)?;
+        if !name_ok || new.name.starts_with("arn:") {
+            return Err(invalid(format!(
+                "Name {} is not a name for a {} namespace",
+                quoted(&new.name),
+                new.kind.as_str()
+            )));
+        }
+        check_optional_length("Description", new.description.as_deref(), 1024)?;
+        check_optional_length("CreatorRequestId", new.creator_request_id.as_deref(), 64)?;
+        if new.kind == NamespaceType::DnsPrivate && new.vpc.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(invalid("a private DNS namespace needs a Vpc"));
+        }
+        let id = format!("ns-{}", random_chars(16));
+        check_tags(&new.tags, &self.namespace_arn(&id))?;
+        let operation = operation_id();
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            if let Some(existing) = view.namespace_named(&new.name) {
+                if new.creator_request_id.is_some()
+                    && existing.creator_request_id == new.creator_request_id
+                {
+                    return Ok((RecordWrite::none(), existing.operation_id));
+                }
+                return Err(CloudMapError::NamespaceAlreadyExists {
+                    message: format!("a namespace called {} exists: {}", new.name, existing.id),
+                    creator_request_id: existing.creator_request_id,
+                    namespace_id: existing.id,
+                });
+            }
+            if view.namespaces().len() >= MAX_NAMESPACES {
+                return Err(CloudMapError::ResourceLimitExceeded(format!(
+                    "meshd's registry holds at most {MAX_NAMESPACES} namespaces"
+                )));
+            }
+            let namespace = NamespaceRecord {
+                id: id.clone(),
+                name: new.name.clone(),
+                kind: new.kind,
+                description: new.description.clone(),
+                creator_request_id: new.creator_request_id.clone(),
+                create_date: now(),
+                operation_id: operation.clone(),
+                vpc: new.vpc.clone(),
+                soa_ttl: new.soa_ttl,
+                tags: new.tags.clone(),
+            };
+            let mut write = RecordWrite::none();
+            records::put(&mut write, records::namespace_key(&id), &namespace);
+            records::put(&mut write, records::namespace_name_key(&new.name), &id);
+            Self::record_operation(
+                &view,
+                &mut write,
+                &operation,
+                "CREATE_NAMESPACE",
+                &[("NAMESPACE", &id)],
+            );
+            Ok((write, operation.clone()))
+        })
+    }
+
+    fn namespace_in(view: &View<'_>, id: &str) -> Result<NamespaceRecord, CloudMapError> {
+        view.namespace(id_of(id)).ok_or_else(|| {
+            CloudMapError::NamespaceNotFound(format!("no namespace has the id {}", quoted(id)))
+        })
+    }
+
+    fn service_in(view: &View<'_>, id: &str) -> Result<ServiceRecord, CloudMapError> {
+        view.service(id_of(id)).ok_or_else(|| {
+            CloudMapError::ServiceNotFound(format!("no service has the id {}", quoted(id)))
+        })
+    }
+
+    fn instance_in(
+        view: &View<'_>,
+        service: &ServiceRecord,
+        id: &str,
+    ) -> Result<InstanceRecord, CloudMapError> {
+        view.instance(&service.id, id).ok_or_else(|| {
+            CloudMapError::InstanceNotFound(format!(
+                "service {} has no instance {}",
+                service.id,
+                quoted(id)
+            ))
+        })
+    }
+
+    /// Namespace `id` and how many services it has.
+    pub fn get_namespace(&self, id: &str) -> Result<(NamespaceRecord, usize), CloudMapError> {
+        self.read(|view| {
+            let namespace = Self::namespace_in(&view, id)?;
+            let services = view.service_count(&namespace.id);
+            Ok((namespace, services))
+        })
+    }
+
+    /// A page of the namespaces `filters` select, each with its service count.
+    pub fn list_namespaces(
+        &self,
+        filters: &[Filter],
+        token: Option<&str>,
+        max: Option<i32>,
+    ) -> Result<(Vec<(NamespaceRecord, usize)>, Option<String>), CloudMapError> {
+        for filter in filters {
+            match filter.name.as_str() {
+                "TYPE" => filter.check(&["EQ", "IN"])?,
+                "NAME" | "HTTP_NAME" => filter.check(&["EQ", "BEGINS_WITH"])?,
+                "RESOURCE_OWNER" => filter.check(&["EQ"])?,
+                other => return Err(invalid(format!("no namespace filter is called {other}"))),
+            };
+        }
+        self.read(|view| {
+            let selected: Vec<NamespaceRecord> = view
+                .namespaces()
+                .into_iter()
+                .filter(|namespace| {
+                    filters.iter().all(|filter| match filter.name.as_str() {
+                        "TYPE" => filter.admits(namespace.kind.as_str()),
+                        "RESOURCE_OWNER" => filter.admits(self.account),
+                        _ => filter.admits(&namespace.name),
+                    })
+                })
+                .collect();
+            let (page, next) = page(selected, |n| n.id.as_str(), token, max, 100)?;
+            let counted = page
+                .into_iter()
+                .map(|namespace| {
+                    let count = view.service_count(&namespace.id);
+                    (namespace, count)
+                })
+                .collect();
+            Ok((counted, next))
+        })
+    }
+
+    /// Deletes a namespace that has no services; answers the operation's id.
+    pub fn delete_namespace(&self, id: &str) -> Result<String, CloudMapError> {
+        let operation = operation_id();
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let namespace = Self::namespace_in(&view, id)?;
+            let services = view.service_count(&namespace.id);
+            if services > 0 {
+                return Err(CloudMapError::ResourceInUse(format!(
+                    "namespace {} still has {services} services",
+                    namespace.id
+                )));
+            }
+            let mut write = RecordWrite::none();
+            write.delete(records::namespace_key(&namespace.id));
+            write.delete(records::namespace_name_key(&namespace.name));
+            Self::record_operation(
+                &view,
+                &mut write,
+                &operation,
+                "DELETE_NAMESPACE",
+                &[("NAMESPACE", &namespace.id)],
+            );
+            Ok((write, operation.clone()))
+        })
+    }
+
+    /// Creates a service; a repeated request (same name and creator request id)
+    /// answers the service it made.
+    pub fn create_service(&self, new: NewService) -> Result<ServiceRecord, CloudMapError> {
+        check_service_name(&new.name)?;
+        check_optional_length("Description", new.description.as_deref(), 1024)?;
+        check_optional_length("CreatorRequestId", new.creator_request_id.as_deref(), 64)?;
+        let id = format!("srv-{}", random_chars(16));
+        check_tags(&new.tags, &self.service_arn(&id))?;
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let namespace = Self::namespace_in(&view, &new.namespace_id)?;
+            if let Some(existing) = view.service_named(&namespace.id, &new.name) {
+                if new.creator_request_id.is_some()
+                    && existing.creator_request_id == new.creator_request_id
+                {
+                    return Ok((RecordWrite::none(), existing));
+                }
+                return Err(CloudMapError::ServiceAlreadyExists {
+                    message: format!(
+                        "namespace {} has a service called {}: {}",
+                        namespace.name, new.name, existing.id
+                    ),
+                    creator_request_id: existing.creator_request_id,
+                    service_arn: self.service_arn(&existing.id),
+                    service_id: existing.id,
+                });
+            }
+            if namespace.kind == NamespaceType::Http && new.dns_config.is_some() {
+                return Err(invalid(format!(
+                    "namespace {} is an HTTP namespace: its services have no DnsConfig",
+                    namespace.name
+                )));
+            }
+            if view.services().len() >= MAX_SERVICES {
+                return Err(CloudMapError::ResourceLimitExceeded(format!(
+                    "meshd's registry holds at most {MAX_SERVICES} services"
+                )));
+            }
+            let kind = if namespace.kind == NamespaceType::Http || new.http_only {
+                "HTTP"
+            } else if new.dns_config.is_some() {
+                "DNS_HTTP"
+            } else {
+                "HTTP"
+            };
+            let service = ServiceRecord {
+                id: id.clone(),
+                name: new.name.clone(),
+                namespace_id: namespace.id.clone(),
+                kind: kind.to_string(),
+                description: new.description.clone(),
+                creator_request_id: new.creator_request_id.clone(),
+                create_date: now(),
+                dns_config: new.dns_config.clone(),
+                health_check_config: new.health_check_config.clone(),
+                health_check_custom_config: new.health_check_custom_config.clone(),
+                revision: 0,
+                tags: new.tags.clone(),
+            };
+            let mut write = RecordWrite::none();
+            records::put(&mut write, records::service_key(&id), &service);
+            records::put(
+                &mut write,
+                records::service_name_key(&namespace.id, &new.name),
+                &id,
+            );
+            Ok((write, service))
+        })
+    }
+
+    /// Service `id` and how many instances it has.
+    pub fn get_service(&self, id: &str) -> Result<(ServiceRecord, usize), CloudMapError> {
+        self.read(|view| {
+            let service = Self::service_in(&view, id)?;
+            let count = view.instance_count(&service.id);
+            Ok((service, count))
+        })
+    }
+
+    /// A page of the services `filters` select, each with its instance count.
+    pub fn list_services(
+        &self,
+        filters: &[Filter],
+        token: Option<&str>,
+        max: Option<i32>,
+    ) -> Result<(Vec<(ServiceRecord, usize)>, Option<String>), CloudMapError> {
+        for filter in filters {
+            match filter.name.as_str() {
+                "NAMESPACE_ID" => filter.check(&["EQ", "IN"])?,
+                "RESOURCE_OWNER" => filter.check(&["EQ"])?,
+                other => return Err(invalid(format!("no service filter is called {other}"))),
+            };
+        }
+        self.read(|view| {
+            let selected: Vec<ServiceRecord> = view
+                .services()
+                .into_iter()
+                .filter(|service| {
+                    filters.iter().all(|filter| match filter.name.as_str() {
+                        "NAMESPACE_ID" => filter
+                            .values
+                            .iter()
+                            .any(|value| id_of(value) == service.namespace_id),
+                        _ => filter.admits(self.account),
+                    })
+                })
+                .collect();
+            let (page, next) = page(selected, |s| s.id.as_str(), token, max, 100)?;
+            let counted = page
+                .into_iter()
+                .map(|service| {
+                    let count = view.instance_count(&service.id);
+                    (service, count)
+                })
+                .collect();
+            Ok((counted, next))
+        })
+    }
+
+    /// Changes a service's description, DNS records' TTLs or health check; answers the
+    /// operation's id.
+    pub fn update_service(
+        &self,
+        id: &str,
+        description: Option<String>,
+        dns_records: Option<serde_json::Value>,
+        health_check_config: Option<serde_json::Value>,
+    ) -> Result<String, CloudMapError> {
+        check_optional_length("Description", description.as_deref(), 1024)?;
+        let operation = operation_id();
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let mut service = Self::service_in(&view, id)?;
+            if let Some(description) = &description {
+                service.description = Some(description.clone());
+            }
+            if let Some(records) = &dns_records {
+                let Some(config) = service
+                    .dns_config
+                    .as_mut()
+                    .and_then(serde_json::Value::as_object_mut)
+                else {
+                    return Err(invalid(format!(
+                        "service {} has no DNS records to change",
+                        service.id
+                    )));
+                };
+                config.insert("DnsRecords".into(), records.clone());
+            }
+            if let Some(check) = &health_check_config {
+                service.health_check_config = Some(check.clone());
+            }
+            let mut write = RecordWrite::none();
+            records::put(&mut write, records::service_key(&service.id), &service);
+            Self::record_operation(
+                &view,
+                &mut write,
+                &operation,
+                "UPDATE_SERVICE",
+                &[("SERVICE", &service.id)],
+            );
+            Ok((write, operation.clone()))
+        })
+    }
+
+    /// Deletes a service that has no instances.
+    pub fn delete_service(&self, id: &str) -> Result<(), CloudMapError> {
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let service = Self::service_in(&view, id)?;
+            let instances = view.instance_count(&service.id);
+            if instances > 0 {
+                return Err(CloudMapError::ResourceInUse(format!(
+                    "service {} still has {instances} instances",
+                    service.id
+                )));
+            }
+            let mut write = RecordWrite::none();
+            write.delete(records::service_key(&service.id));
+            write.delete(records::service_name_key(&service.namespace_id, &service.name));
+            Ok((write, ()))
+        })
+    }
+
+    /// Registers an instance, or replaces the attributes of one registered with this id;
+    /// answers the operation's id.
+    pub fn register_instance(
+        &self,
+        service_id: &str,
+        instance_id: &str,
+        creator_request_id: Option<String>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<String, CloudMapError> {
+        if instance_id.is_empty()
+            || instance_id.len() > 64
+            || !instance_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_/:.@-".contains(&b))
+        {
+            return Err(invalid(format!(
+                "InstanceId must be 1 to 64 of [0-9a-zA-Z_/:.@-], not {}",
+                quoted(instance_id)
+            )));
+        }
+        check_optional_length("CreatorRequestId", creator_request_id.as_deref(), 64)?;
+        let operation = operation_id();
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let mut service = Self::service_in(&view, service_id)?;
+            check_attributes(&attributes, &service)?;
+            let existing = view.instance(&service.id, instance_id);
+            if existing.is_none() && view.instance_count(&service.id) >= MAX_INSTANCES_PER_SERVICE
+            {
+                return Err(CloudMapError::ResourceLimitExceeded(format!(
+                    "a service has at most {MAX_INSTANCES_PER_SERVICE} instances"
+                )));
+            }
+            let custom_health = match existing {
+                Some(existing) => existing.custom_health,
+                None => attributes
+                    .get("AWS_INIT_HEALTH_STATUS")
+                    .filter(|_| service.has_custom_health())
+                    .cloned(),
+            };
+            let instance = InstanceRecord {
+                id: instance_id.to_string(),
+                attributes: attributes.clone(),
+                creator_request_id: creator_request_id.clone(),
+                custom_health,
+            };
+            service.revision += 1;
+            let mut write = RecordWrite::none();
+            records::put(
+                &mut write,
+                records::instance_key(&service.id, instance_id),
+                &instance,
+            );
+            records::put(&mut write, records::service_key(&service.id), &service);
+            Self::record_operation(
+                &view,
+                &mut write,
+                &operation,
+                "REGISTER_INSTANCE",
+                &[
+                    ("NAMESPACE", &service.namespace_id),
+                    ("SERVICE", &service.id),
+                    ("INSTANCE", instance_id),
+                ],
+            );
+            Ok((write, operation.clone()))
+        })
+    }
+
+    /// Deregisters an instance; answers the operation's id.
+    pub fn deregister_instance(
+        &self,
+        service_id: &str,
+        instance_id: &str,
+    ) -> Result<String, CloudMapError> {
+        let operation = operation_id();
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let mut service = Self::service_in(&view, service_id)?;
+            Self::instance_in(&view, &service, instance_id)?;
+            service.revision += 1;
+            let mut write = RecordWrite::none();
+            write.delete(records::instance_key(&service.id, instance_id));
+            records::put(&mut write, records::service_key(&service.id), &service);
+            Self::record_operation(
+                &view,
+                &mut write,
+                &operation,
+                "DEREGISTER_INSTANCE",
+                &[
+                    ("NAMESPACE", &service.namespace_id),
+                    ("SERVICE", &service.id),
+                    ("INSTANCE", instance_id),
+                ],
+            );
+            Ok((write, operation.clone()))
+        })
+    }
+
+    /// One instance of a service.
+    pub fn get_instance(
+        &self,
+        service_id: &str,
+        instance_id: &str,
+    ) -> Result<InstanceRecord, CloudMapError> {
+        self.read(|view| {
+            let service = Self::service_in(&view, service_id)?;
+            Self::instance_in(&view, &service, instance_id)
+        })
+    }
+
+    /// A page of a service's instances.
+    pub fn list_instances(
+        &self,
+        service_id: &str,
+        token: Option<&str>,
+        max: Option<i32>,
+    ) -> Result<(Vec<InstanceRecord>, Option<String>), CloudMapError> {
+        self.read(|view| {
+            let service = Self::service_in(&view, service_id)?;
+            page(
+                view.instances(&service.id),
+                |i| i.id.as_str(),
+                token,
+                max,
+                100,
+            )
+        })
+    }
+
+    /// The instances `discovery` selects, with the service's revision.
+    pub fn discover(&self, discovery: &Discovery) -> Result<(Vec<Found>, u64), CloudMapError> {
+        self.read(|view| discover(&view, discovery))
+    }
+
+    /// The health of a page of a service's instances (those named, or all).
+    pub fn instances_health(
+        &self,
+        service_id: &str,
+        named: Option<&[String]>,
+        token: Option<&str>,
+        max: Option<i32>,
+    ) -> Result<(Vec<(String, Health)>, Option<String>), CloudMapError> {
+        self.read(|view| {
+            let service = Self::service_in(&view, service_id)?;
+            let instances = match named {
+                None => view.instances(&service.id),
+                Some(ids) => {
+                    let ids: BTreeSet<&String> = ids.iter().collect();
+                    ids.into_iter()
+                        .map(|id| Self::instance_in(&view, &service, id))
+                        .collect::<Result<_, _>>()?
+                }
+            };
+            let (page, next) = page(instances, |i| i.id.as_str(), token, max, 100)?;
+            let health = page
+                .into_iter()
+                .map(|instance| {
+                    let health = health(&service, &instance);
+                    (instance.id, health)
+                })
+                .collect();
+            Ok((health, next))
+        })
+    }
+
+    /// Sets an instance's health, reported by a custom health check.
+    pub fn update_custom_health(
+        &self,
+        service_id: &str,
+        instance_id: &str,
+        status: &str,
+    ) -> Result<(), CloudMapError> {
+        if status != "HEALTHY" && status != "UNHEALTHY" {
+            return Err(invalid(format!(
+                "Status is HEALTHY or UNHEALTHY, not {}",
+                quoted(status)
+            )));
+        }
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let mut service = Self::service_in(&view, service_id)?;
+            let mut instance = Self::instance_in(&view, &service, instance_id)?;
+            if !service.has_custom_health() {
+                return Err(CloudMapError::CustomHealthNotFound(format!(
+                    "service {} has no HealthCheckCustomConfig",
+                    service.id
+                )));
+            }
+            if instance.custom_health.as_deref() == Some(status) {
+                return Ok((RecordWrite::none(), ()));
+            }
+            instance.custom_health = Some(status.to_string());
+            service.revision += 1;
+            let mut write = RecordWrite::none();
+            records::put(
+                &mut write,
+                records::instance_key(&service.id, instance_id),
+                &instance,
+            );
+            records::put(&mut write, records::service_key(&service.id), &service);
+            Ok((write, ()))
+        })
+    }
+
+    /// Operation `id`.
+    pub fn get_operation(&self, id: &str) -> Result<OperationRecord, CloudMapError> {
+        self.read(|view| view.operation(id)).ok_or_else(|| {
+            CloudMapError::OperationNotFound(format!(
+                "no operation has the id {} (meshd keeps operations for {} minutes)",
+                quoted(id),
+                OPERATION_RETENTION_SECONDS / 60.0
+            ))
+        })
+    }
+
+    /// A page of the operations `filters` select.
+    pub fn list_operations(
+        &self,
+        filters: &[Filter],
+        token: Option<&str>,
+        max: Option<i32>,
+    ) -> Result<(Vec<OperationRecord>, Option<String>), CloudMapError> {
+        let mut between = None;
+        for filter in filters {
+            match filter.name.as_str() {
+                "NAMESPACE_ID" | "SERVICE_ID" | "STATUS" | "TYPE" => {
+                    filter.check(&["EQ", "IN"])?;
+                }
+                "UPDATE_DATE" => {
+                    filter.check(&["BETWEEN"])?;
+                    let bound = |value: &String| {
+                        value.parse::<f64>().map_err(|_| {
+                            invalid(format!("UPDATE_DATE takes Unix times, not {}", quoted(value)))
+                        })
+                    };
+                    between = Some((bound(&filter.values[0])?, bound(&filter.values[1])?));
+                }
+                other => return Err(invalid(format!("no operation filter is called {other}"))),
+            }
+        }
+        self.read(|view| {
+            let selected: Vec<OperationRecord> = view
+                .operations(usize::MAX)
+                .into_iter()
+                .filter(|operation| {
+                    filters.iter().all(|filter| match filter.name.as_str() {
+                        "NAMESPACE_ID" => operation
+                            .targets
+                            .get("NAMESPACE")
+                            .is_some_and(|id| filter.values.iter().any(|v| id_of(v) == id)),
+                        "SERVICE_ID" => operation
+                            .targets
+                            .get("SERVICE")
+                            .is_some_and(|id| filter.values.iter().any(|v| id_of(v) == id)),
+                        "STATUS" => filter.admits("SUCCESS"),
+                        "TYPE" => filter.admits(&operation.kind),
+                        _ => between
+                            .is_none_or(|(from, to)| (from..=to).contains(&operation.date)),
+                    })
+                })
+                .collect();
+            page(selected, |o| o.id.as_str(), token, max, 100)
+        })
+    }
+
+    /// What `arn` names: a namespace's or a service's record key and tags.
+    fn tagged(&self, view: &View<'_>, arn: &str) -> Result<Tagged, CloudMapError> {
+        let not_found =
+            || CloudMapError::ResourceNotFound(format!("no resource has the ARN {}", quoted(arn)));
+        let id = id_of(arn);
+        if arn == self.namespace_arn(id)
+            && let Some(namespace) = view.namespace(id)
+        {
+            return Ok(Tagged::Namespace(namespace));
+        }
+        if arn == self.service_arn(id)
+            && let Some(service) = view.service(id)
+        {
+            return Ok(Tagged::Service(service));
+        }
+        Err(not_found())
+    }
+
+    /// The tags of the namespace or service `arn` names.
+    pub fn list_tags(&self, arn: &str) -> Result<Vec<Tag>, CloudMapError> {
+        self.read(|view| {
+            Ok(match self.tagged(&view, arn)? {
+                Tagged::Namespace(namespace) => namespace.tags,
+                Tagged::Service(service) => service.tags,
+            })
+        })
+    }
+
+    /// Changes the tags of the namespace or service `arn` names: `add` set, then
+    /// `remove` removed.
+    pub fn retag(&self, arn: &str, add: Vec<Tag>, remove: &[String]) -> Result<(), CloudMapError> {
+        self.write(|snapshot| {
+            let view = View::new(snapshot);
+            let mut tagged = self.tagged(&view, arn)?;
+            let tags = match &mut tagged {
+                Tagged::Namespace(namespace) => &mut namespace.tags,
+                Tagged::Service(service) => &mut service.tags,
+            };
+            merge_tags(tags, add.clone());
+            tags.retain(|tag| !remove.contains(&tag.key));
+            check_tags(tags, arn)?;
+            let mut write = RecordWrite::none();
+            match &tagged {
+                Tagged::Namespace(namespace) => {
+                    records::put(&mut write, records::namespace_key(&namespace.id), namespace);
+                }
+                Tagged::Service(service) => {
+                    records::put(&mut write, records::service_key(&service.id), service);
+                }
+            }
+            Ok((write, ()))
+        })
+    }
+}
+
+/// A resource that has tags.
+enum Tagged {
+    Namespace(NamespaceRecord),
+    Service(ServiceRecord),
+}
