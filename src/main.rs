@@ -87,7 +87,14 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
         .map_err(|e| invalid(format!("{}: {e}", args.definition.display())))?;
     let store = meshd::store::Store::in_memory(Default::default());
     meshd::definition::load(&store, &definition).map_err(|e| invalid(e.to_string()))?;
-    let config = compile::compile_proxy(&store.snapshot(), &proxy);
+    let mut config = compile::compile_proxy(&store.snapshot(), &proxy);
+    // Offline, there is no registry: say which assignments `meshd serve` would fill.
+    for (cluster, target) in &config.cloud_map {
+        config.diagnostics.push(format!(
+            "cluster {cluster} takes its endpoints from Cloud Map service {}; `meshd compile` reads no registry, so its assignment is empty here",
+            target.query
+        ));
+    }
     if let Err(dangling) = compile::check_references(&config) {
         let list: Vec<String> = dangling.iter().map(ToString::to_string).collect();
         return Err(std::io::Error::other(format!(

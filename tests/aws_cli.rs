@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use serde_json::{Value, json};
 
 use common::cli::{ACCESS_KEY, AwsCli as Cli, SECRET, require_cli};

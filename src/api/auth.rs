@@ -108,7 +108,10 @@ pub async fn require_signature(
     };
     // Cloud Map's requests (meshd's registry, on the same port) are scoped to its service.
     let service = if crate::cloud_map::api::is_cloud_map_request(&parts.headers)
-        || parts.uri.path().starts_with(crate::cloud_map::api::CBOR_PATH_PREFIX)
+        || parts
+            .uri
+            .path()
+            .starts_with(crate::cloud_map::api::CBOR_PATH_PREFIX)
     {
         sigv4::CLOUD_MAP_SERVICE
     } else {

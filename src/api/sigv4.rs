@@ -581,9 +581,13 @@ mod tests {
             unsigned[2],
             ("authorization", header.as_bytes()),
         ];
-        verify(&appmesh_request(&signed), "us-east-1", SERVICE, now, |key| {
-            (key == "AKIDEXAMPLE").then(|| SECRET.to_string())
-        })
+        verify(
+            &appmesh_request(&signed),
+            "us-east-1",
+            SERVICE,
+            now,
+            |key| (key == "AKIDEXAMPLE").then(|| SECRET.to_string()),
+        )
     }
 
     /// Only the header AWS's signers write is accepted: one space after the algorithm,

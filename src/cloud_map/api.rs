@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::CloudMapError;
-use super::records::{InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag};
+use super::records::{
+    InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag,
+};
 use super::registry::{Discovery, Filter, NewNamespace, NewService, Registry};
 use crate::store::Store;
 
@@ -258,7 +260,11 @@ fn namespace_json(registry: &Registry<'_>, namespace: &NamespaceRecord, services
         "CreateDate": namespace.create_date,
     });
     set_optional(&mut out, "Description", namespace.description.as_deref());
-    set_optional(&mut out, "CreatorRequestId", namespace.creator_request_id.as_deref());
+    set_optional(
+        &mut out,
+        "CreatorRequestId",
+        namespace.creator_request_id.as_deref(),
+    );
     out
 }
 
@@ -275,11 +281,18 @@ fn service_json(registry: &Registry<'_>, service: &ServiceRecord, instances: usi
         "CreateDate": service.create_date,
     });
     set_optional(&mut out, "Description", service.description.as_deref());
-    set_optional(&mut out, "CreatorRequestId", service.creator_request_id.as_deref());
+    set_optional(
+        &mut out,
+        "CreatorRequestId",
+        service.creator_request_id.as_deref(),
+    );
     for (name, value) in [
         ("DnsConfig", &service.dns_config),
         ("HealthCheckConfig", &service.health_check_config),
-        ("HealthCheckCustomConfig", &service.health_check_custom_config),
+        (
+            "HealthCheckCustomConfig",
+            &service.health_check_custom_config,
+        ),
     ] {
         if let Some(value) = value {
             out[name] = value.clone();
@@ -294,7 +307,11 @@ fn instance_json(registry: &Registry<'_>, instance: &InstanceRecord) -> Value {
         "Attributes": instance.attributes,
         "CreatedByAccount": registry.account,
     });
-    set_optional(&mut out, "CreatorRequestId", instance.creator_request_id.as_deref());
+    set_optional(
+        &mut out,
+        "CreatorRequestId",
+        instance.creator_request_id.as_deref(),
+    );
     out
 }
 

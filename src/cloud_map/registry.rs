@@ -11,8 +11,7 @@ use serde::Deserialize;
 
 use super::error::CloudMapError;
 use super::records::{
-    self, InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag,
-    View,
+    self, InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag, View,
 };
 use crate::discovery::carries;
 use crate::store::{RecordWrite, Snapshot, Store};
@@ -209,10 +208,7 @@ pub fn page<T>(
 
 /// Checks a name-like string: `what` must be 1 to `max` printable ASCII characters.
 fn check_printable(what: &str, value: &str, max: usize) -> Result<(), CloudMapError> {
-    if value.is_empty()
-        || value.len() > max
-        || !value.bytes().all(|b| (b'!'..=b'~').contains(&b))
-    {
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
         return Err(invalid(format!(
             "{what} must be 1 to {max} printable ASCII characters without spaces, not {}",
             quoted(value)
@@ -329,12 +325,18 @@ fn check_attributes(
     if let Some(v4) = attributes.get(IPV4)
         && v4.parse::<Ipv4Addr>().is_err()
     {
-        return Err(invalid(format!("{IPV4} is not an IPv4 address: {}", quoted(v4))));
+        return Err(invalid(format!(
+            "{IPV4} is not an IPv4 address: {}",
+            quoted(v4)
+        )));
     }
     if let Some(v6) = attributes.get(IPV6)
         && v6.parse::<Ipv6Addr>().is_err()
     {
-        return Err(invalid(format!("{IPV6} is not an IPv6 address: {}", quoted(v6))));
+        return Err(invalid(format!(
+            "{IPV6} is not an IPv6 address: {}",
+            quoted(v6)
+        )));
     }
     if let Some(port) = attributes.get(PORT)
         && port.parse::<u16>().is_err()
@@ -523,7 +525,11 @@ pub fn discover(
     let limit = match discovery.max_results {
         None => 100,
         Some(n @ 1..=1000) => n as usize,
-        Some(n) => return Err(invalid(format!("MaxResults must be from 1 to 1000, not {n}"))),
+        Some(n) => {
+            return Err(invalid(format!(
+                "MaxResults must be from 1 to 1000, not {n}"
+            )));
+        }
     };
     let (mut found, revision) = discover_all(view, discovery)?;
     found.truncate(limit);
@@ -617,8 +623,7 @@ impl Registry<'_> {
         }
         check_optional_length("Description", new.description.as_deref(), 1024)?;
         check_optional_length("CreatorRequestId", new.creator_request_id.as_deref(), 64)?;
-        if new.kind == NamespaceType::DnsPrivate && new.vpc.as_deref().is_none_or(str::is_empty)
-        {
+        if new.kind == NamespaceType::DnsPrivate && new.vpc.as_deref().is_none_or(str::is_empty) {
             return Err(invalid("a private DNS namespace needs a Vpc"));
         }
         let id = format!("ns-{}", random_chars(16));
@@ -949,7 +954,10 @@ impl Registry<'_> {
             }
             let mut write = RecordWrite::none();
             write.delete(records::service_key(&service.id));
-            write.delete(records::service_name_key(&service.namespace_id, &service.name));
+            write.delete(records::service_name_key(
+                &service.namespace_id,
+                &service.name,
+            ));
             Ok((write, ()))
         })
     }
@@ -981,8 +989,7 @@ impl Registry<'_> {
             let mut service = Self::service_in(&view, service_id)?;
             check_attributes(&attributes, &service)?;
             let existing = view.instance(&service.id, instance_id);
-            if existing.is_none() && view.instance_count(&service.id) >= MAX_INSTANCES_PER_SERVICE
-            {
+            if existing.is_none() && view.instance_count(&service.id) >= MAX_INSTANCES_PER_SERVICE {
                 return Err(CloudMapError::ResourceLimitExceeded(format!(
                     "a service has at most {MAX_INSTANCES_PER_SERVICE} instances"
                 )));
@@ -1187,7 +1194,10 @@ impl Registry<'_> {
                     filter.check(&["BETWEEN"])?;
                     let bound = |value: &String| {
                         value.parse::<f64>().map_err(|_| {
-                            invalid(format!("UPDATE_DATE takes Unix times, not {}", quoted(value)))
+                            invalid(format!(
+                                "UPDATE_DATE takes Unix times, not {}",
+                                quoted(value)
+                            ))
                         })
                     };
                     between = Some((bound(&filter.values[0])?, bound(&filter.values[1])?));
@@ -1211,8 +1221,7 @@ impl Registry<'_> {
                             .is_some_and(|id| filter.values.iter().any(|v| id_of(v) == id)),
                         "STATUS" => filter.admits("SUCCESS"),
                         "TYPE" => filter.admits(&operation.kind),
-                        _ => between
-                            .is_none_or(|(from, to)| (from..=to).contains(&operation.date)),
+                        _ => between.is_none_or(|(from, to)| (from..=to).contains(&operation.date)),
                     })
                 })
                 .collect();

@@ -147,4 +147,3 @@ pub async fn require_cli() {
         ),
     }
 }
-

@@ -3,9 +3,11 @@
 
 pub mod browser;
 pub mod cli;
+pub mod cloud_map;
 pub mod demo;
 pub mod envoy;
 pub mod etcd;
+pub mod moto;
 pub mod pki;
 pub mod process;
 pub mod sdk;
