@@ -1076,3 +1076,187 @@ fn outlier_detection_ejects_a_failing_endpoint() {
         .unwrap_or(0);
     assert!(ejections >= 1, "Envoy counted the ejection");
 }
+
+// ---- 14. Cloud Map discovery: tasks register with the AWS CLI, one drains ----
+
+/// Runs `aws servicediscovery <args>` against the mesh's meshd (its own registry), as a
+/// task's start-up script would; the JSON it prints.
+fn cloud_map(lab: &crate::harness::LocalMesh, args: &[&str]) -> Value {
+    let mut command = std::process::Command::new("aws");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(&name);
+        }
+    }
+    let output = command
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        .arg("servicediscovery")
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &format!("http://{}", lab.api),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("the AWS CLI (`pip install awscli`) runs: {err}"));
+    assert!(
+        output.status.success(),
+        "`aws servicediscovery {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+/// The endpoints of front's cluster for node `api`, as its Envoy's `/clusters` lists them.
+fn api_endpoints(lab: &crate::harness::LocalMesh) -> Vec<String> {
+    let text = lab.admin_get("front", "/clusters").unwrap_or_default();
+    let mut endpoints: Vec<String> = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("cds_egress_lm_api_http_8080::") && line.contains("::health_flags::")
+        })
+        .filter_map(|line| line.split("::").nth(1).map(str::to_string))
+        .collect();
+    endpoints.sort();
+    endpoints
+}
+
+fn wait_for_api_endpoints(lab: &crate::harness::LocalMesh, expected: &[String]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let endpoints = api_endpoints(lab);
+        if endpoints == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "front's Envoy should hold {expected:?}, holds {endpoints:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn cloud_map_tasks_register_themselves_and_one_drains_without_failures() {
+    const API: &str = "api.lm.local";
+    let definition = json!([
+        mesh("DROP_ALL"),
+        node_with("api", &[(8080, "http")], &[], |spec| {
+            spec["serviceDiscovery"] =
+                json!({"awsCloudMap": {"namespaceName": "lm.local", "serviceName": "api"}});
+        }),
+        service_on_node(API, "api"),
+        node("front", &[], &[API]),
+    ]);
+    let mut service = String::new();
+    let mut lab = lab_with(
+        "cloudmap",
+        definition,
+        &[API],
+        vec![
+            TaskConfig::node("api-1", "api", &[8080]),
+            TaskConfig::node("api-2", "api", &[8080]),
+            TaskConfig::node("front", "front", &[]),
+        ],
+        |mesh| {
+            cloud_map(mesh, &["create-http-namespace", "--name", "lm.local"]);
+            let namespaces = cloud_map(mesh, &["list-namespaces"]);
+            let namespace = namespaces["Namespaces"][0]["Id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let created = cloud_map(
+                mesh,
+                &[
+                    "create-service",
+                    "--name",
+                    "api",
+                    "--namespace-id",
+                    &namespace,
+                ],
+            );
+            service = created["Service"]["Id"].as_str().unwrap().to_string();
+        },
+    );
+    // Each task registers itself once it runs, with its address and port.
+    let mut registered = Vec::new();
+    for task in ["api-1", "api-2"] {
+        let address = lab.address(task).to_string();
+        cloud_map(
+            &lab,
+            &[
+                "register-instance",
+                "--service-id",
+                &service,
+                "--instance-id",
+                task,
+                "--attributes",
+                &format!("AWS_INSTANCE_IPV4={address},AWS_INSTANCE_PORT=8080"),
+            ],
+        );
+        registered.push(format!("{address}:8080"));
+    }
+    registered.sort();
+    wait_for_api_endpoints(&lab, &registered);
+    let url = format!("http://{API}:8080/");
+    let first = lab.client("front", &["http", &url, "--count", "40"]);
+    let counts = tally(&first, status_and_name);
+    assert_eq!(
+        counts.get("200 api-1").copied().unwrap_or(0)
+            + counts.get("200 api-2").copied().unwrap_or(0),
+        40,
+        "both serve: {counts:?}"
+    );
+    assert!(counts.contains_key("200 api-2"), "api-2 serves: {counts:?}");
+
+    // api-2 drains: deregistered while traffic flows, then stopped once the proxy
+    // has let it go.
+    let api_2 = format!("{}:8080", lab.address("api-2"));
+    let api_1 = format!("{}:8080", lab.address("api-1"));
+    let lines = std::thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            lab.client(
+                "front",
+                &["http", &url, "--count", "300", "--interval-ms", "10"],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        cloud_map(
+            &lab,
+            &[
+                "deregister-instance",
+                "--service-id",
+                &service,
+                "--instance-id",
+                "api-2",
+            ],
+        );
+        wait_for_api_endpoints(&lab, std::slice::from_ref(&api_1));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        client.join().expect("the client thread")
+    });
+    lab.stop_app("api-2");
+    let after = lab.client("front", &["http", &url, "--count", "20"]);
+    let counts = tally(&lines, status_and_name);
+    assert_eq!(lines.len(), 300);
+    assert!(
+        counts.keys().all(|k| k.starts_with("200 ")),
+        "no request failed while api-2 drained: {counts:?}"
+    );
+    assert!(
+        counts.contains_key("200 api-2"),
+        "api-2 served before: {counts:?}"
+    );
+    assert_eq!(
+        tally(&after, status_and_name).get("200 api-1"),
+        Some(&20),
+        "after draining only api-1 serves (api-2 at {api_2} is stopped)"
+    );
+}
