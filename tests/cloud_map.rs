@@ -107,7 +107,7 @@ async fn the_aws_cli_manages_the_registry() {
             &format!("Name=NAMESPACE_ID,Values={namespace},Condition=EQ"),
         ])
         .await;
-    assert_eq!(ids(&services, "Services", "Id"), [service.clone()]);
+    assert_eq!(ids(&services, "Services", "Id"), [service.as_str()]);
 
     // Tags, on the namespace's ARN.
     let arn = cli.ok(&["get-namespace", "--id", &namespace]).await["Namespace"]["Arn"]

@@ -173,7 +173,7 @@ pub fn page<T>(
     token: Option<&str>,
     max: Option<i32>,
     max_allowed: i32,
-) -> Result<(Vec<T>, Option<String>), CloudMapError> {
+) -> Page<T> {
     let limit = match max {
         None => max_allowed.min(100),
         Some(n) if (1..=max_allowed).contains(&n) => n,
@@ -546,6 +546,9 @@ pub struct Registry<'a> {
     pub account: &'a str,
 }
 
+/// One page of a List operation's items, and the token of the next page if any.
+pub type Page<T> = Result<(Vec<T>, Option<String>), CloudMapError>;
+
 /// A decision of a write: its records and its answer.
 type Decision<T> = Result<(RecordWrite, T), CloudMapError>;
 
@@ -715,7 +718,7 @@ impl Registry<'_> {
         filters: &[Filter],
         token: Option<&str>,
         max: Option<i32>,
-    ) -> Result<(Vec<(NamespaceRecord, usize)>, Option<String>), CloudMapError> {
+    ) -> Page<(NamespaceRecord, usize)> {
         for filter in filters {
             match filter.name.as_str() {
                 "TYPE" => filter.check(&["EQ", "IN"])?,
@@ -860,7 +863,7 @@ impl Registry<'_> {
         filters: &[Filter],
         token: Option<&str>,
         max: Option<i32>,
-    ) -> Result<(Vec<(ServiceRecord, usize)>, Option<String>), CloudMapError> {
+    ) -> Page<(ServiceRecord, usize)> {
         for filter in filters {
             match filter.name.as_str() {
                 "NAMESPACE_ID" => filter.check(&["EQ", "IN"])?,
@@ -1078,7 +1081,7 @@ impl Registry<'_> {
         service_id: &str,
         token: Option<&str>,
         max: Option<i32>,
-    ) -> Result<(Vec<InstanceRecord>, Option<String>), CloudMapError> {
+    ) -> Page<InstanceRecord> {
         self.read(|view| {
             let service = Self::service_in(&view, service_id)?;
             page(
@@ -1103,7 +1106,7 @@ impl Registry<'_> {
         named: Option<&[String]>,
         token: Option<&str>,
         max: Option<i32>,
-    ) -> Result<(Vec<(String, Health)>, Option<String>), CloudMapError> {
+    ) -> Page<(String, Health)> {
         self.read(|view| {
             let service = Self::service_in(&view, service_id)?;
             let instances = match named {
@@ -1183,7 +1186,7 @@ impl Registry<'_> {
         filters: &[Filter],
         token: Option<&str>,
         max: Option<i32>,
-    ) -> Result<(Vec<OperationRecord>, Option<String>), CloudMapError> {
+    ) -> Page<OperationRecord> {
         let mut between = None;
         for filter in filters {
             match filter.name.as_str() {
