@@ -5,7 +5,9 @@
 //! calls (`DiscoverInstances`) and by meshd's own EDS.
 
 pub mod api;
+pub mod discover;
 pub mod error;
+pub mod input;
 pub mod records;
 pub mod registry;
 
@@ -23,12 +25,12 @@ pub fn discover(
     service: &str,
 ) -> Option<Vec<DiscoveredInstance>> {
     let view = records::View::new(snapshot);
-    let discovery = registry::Discovery {
+    let discovery = discover::Discovery {
         namespace: namespace.to_string(),
         service: service.to_string(),
-        ..registry::Discovery::default()
+        ..discover::Discovery::default()
     };
-    let (found, _) = registry::discover_all(&view, &discovery).ok()?;
+    let (found, _) = discover::discover_all(&view, &discovery).ok()?;
     Some(
         found
             .into_iter()

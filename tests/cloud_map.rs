@@ -299,3 +299,89 @@ async fn envoy_gets_registered_instances_by_eds_sotw() {
 async fn envoy_gets_registered_instances_by_eds_delta() {
     run_envoy_scenario(Mode::Delta).await;
 }
+
+/// With `--auth sigv4`, Cloud Map requests signed for `servicediscovery` are served (a
+/// paged list included), a wrong secret is refused with AWS's exception and changes
+/// nothing, and RPC v2 CBOR gets a CBOR refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_cloud_map_requests_are_verified() {
+    require_cli().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {SECRET}\n",
+            common::cli::ACCESS_KEY
+        ),
+    )
+    .unwrap();
+    let server = common::start_signed_server(credentials).await;
+    let endpoint = format!("http://{}", server.api_addr);
+    let cli = AwsCli::at(&endpoint, "servicediscovery", SECRET);
+    for name in ["a.test", "b.test", "c.test"] {
+        cli.ok(&["create-http-namespace", "--name", name]).await;
+    }
+    let listed = cli.ok(&["list-namespaces", "--page-size", "1"]).await;
+    let mut names: Vec<&str> = listed["Namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["Name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.test", "b.test", "c.test"], "{listed}");
+
+    let revision = server.store.snapshot().revision();
+    let stderr = AwsCli::at(&endpoint, "servicediscovery", "not the secret")
+        .fails(
+            &["create-http-namespace", "--name", "d.test"],
+            "CreateHttpNamespace",
+            "InvalidSignatureException",
+        )
+        .await;
+    assert!(stderr.contains("does not match"), "{stderr}");
+    assert_eq!(server.store.snapshot().revision(), revision);
+
+    // Unsigned, on the CBOR protocol: refused before anything else (no signature).
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{endpoint}/service/Route53AutoNaming_v20170314/operation/ListNamespaces"
+        ))
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("content-type", "application/cbor")
+        .body(vec![0xa0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+}
+
+/// Unsigned servers answer RPC v2 CBOR with a CBOR error that says what to use instead.
+#[tokio::test]
+async fn rpc_v2_cbor_gets_a_clear_cbor_error() {
+    let server = common::start_server().await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/service/Route53AutoNaming_v20170314/operation/ListNamespaces",
+            server.api_addr
+        ))
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("content-type", "application/cbor")
+        .body(vec![0xa0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/cbor");
+    assert_eq!(response.headers()["smithy-protocol"], "rpc-v2-cbor");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body[0], 0xa2, "a CBOR map of two entries");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("UnknownOperationException"), "{text}");
+    assert!(text.contains("JSON 1.1"), "{text}");
+}

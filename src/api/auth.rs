@@ -107,7 +107,8 @@ pub async fn require_signature(
         body: &body,
     };
     // Cloud Map's requests (meshd's registry, on the same port) are scoped to its service.
-    let service = if crate::cloud_map::api::is_cloud_map_request(&parts.headers)
+    let cloud_map = crate::cloud_map::api::is_cloud_map_request(&parts.headers);
+    let service = if cloud_map
         || parts
             .uri
             .path()
@@ -126,7 +127,16 @@ pub async fn require_signature(
         }
         Err(err) => {
             tracing::info!(method = %parts.method, path = parts.uri.path(), "refused: {err}");
-            return ApiError::new(exception(&err), err.to_string()).into_response();
+            let refusal = ApiError::new(exception(&err), err.to_string());
+            if cloud_map {
+                return crate::cloud_map::error::json_error(
+                    refusal.kind.status(),
+                    refusal.kind.name(),
+                    &refusal.message,
+                    Default::default(),
+                );
+            }
+            return refusal.into_response();
         }
     }
     next.run(Request::from_parts(parts, Body::from(body))).await

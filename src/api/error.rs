@@ -156,8 +156,10 @@ const MAX_QUOTED_BODY: usize = 1024;
 /// the HTTP layer before any operation ran: a body over the limit, a path that is not
 /// UTF-8, …), keeping its status: `BadRequestException` for a 4xx,
 /// `InternalServerErrorException` for a 5xx, the text it had (or the status's reason)
-/// as the message.
+/// as the message. A Cloud Map request's gets JSON 1.1's shape (`InvalidInput`,
+/// `InternalFailure`).
 pub async fn in_app_mesh_shape(request: Request, next: Next) -> Response {
+    let cloud_map = crate::cloud_map::api::is_cloud_map_request(request.headers());
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -165,7 +167,23 @@ pub async fn in_app_mesh_shape(request: Request, next: Next) -> Response {
     {
         return response;
     }
-    shaped(status, response.into_body()).await
+    let shaped = shaped(status, response.into_body()).await;
+    if !cloud_map {
+        return shaped;
+    }
+    // Cloud Map's clients read JSON 1.1's `__type`.
+    let name = if status.is_server_error() {
+        "InternalFailure"
+    } else {
+        "InvalidInput"
+    };
+    let message = axum::body::to_bytes(shaped.into_body(), MAX_QUOTED_BODY * 8)
+        .await
+        .ok()
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .and_then(|body| body["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    crate::cloud_map::error::json_error(status, name, &message, Default::default())
 }
 
 /// App Mesh's error answer with `status`, quoting (the start of) `body` as its message.

@@ -12,11 +12,13 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::discover::Discovery;
 use super::error::CloudMapError;
+use super::input::Filter;
 use super::records::{
     InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag,
 };
-use super::registry::{Discovery, Filter, NewNamespace, NewService, Registry};
+use super::registry::{NewNamespace, NewService, Registry};
 use crate::store::Store;
 
 /// The target prefix of Cloud Map's operations.

@@ -164,16 +164,33 @@ impl From<TransactError<CloudMapError>> for CloudMapError {
 
 impl IntoResponse for CloudMapError {
     fn into_response(self) -> Response {
-        let mut body = self.members();
-        body.insert("__type".into(), Value::String(self.name().into()));
-        body.insert("Message".into(), Value::String(self.to_string()));
-        let mut response = (self.status(), Value::Object(body).to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        headers.insert("x-amzn-errortype", HeaderValue::from_static(self.name()));
-        response
+        json_error(
+            self.status(),
+            self.name(),
+            &self.to_string(),
+            self.members(),
+        )
     }
+}
+
+/// A JSON 1.1 error answer: `status`, exception `name` in `__type` and
+/// `x-amzn-ErrorType`, `message`, and the exception's other `members`. Also what a
+/// Cloud Map request refused before any operation ran gets (a bad signature, a body over
+/// the limit), so that JSON 1.1 clients, which read `__type`, name it.
+pub fn json_error(
+    status: StatusCode,
+    name: &'static str,
+    message: &str,
+    mut members: Map<String, Value>,
+) -> Response {
+    members.insert("__type".into(), Value::String(name.into()));
+    members.insert("Message".into(), Value::String(message.into()));
+    let mut response = (status, Value::Object(members).to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(name));
+    response
 }

@@ -4,17 +4,21 @@
 //! accepted: its `OperationId` reports `SUCCESS` at once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-
+use super::discover::{Discovery, Found, Health, discover, health};
 use super::error::CloudMapError;
+use super::input::{
+    Filter, Page, check_attributes, check_optional_length, check_printable, check_service_name,
+    check_tags, invalid, is_dns_name, merge_tags, page, quoted,
+};
 use super::records::{
     self, InstanceRecord, NamespaceRecord, NamespaceType, OperationRecord, ServiceRecord, Tag, View,
 };
-use crate::discovery::carries;
 use crate::store::{RecordWrite, Snapshot, Store};
+
+/// How long an operation can be read back with `GetOperation`.
+pub const OPERATION_RETENTION_SECONDS: f64 = 15.0 * 60.0;
 
 /// The most namespaces the registry holds.
 pub const MAX_NAMESPACES: usize = 1_000;
@@ -22,109 +26,6 @@ pub const MAX_NAMESPACES: usize = 1_000;
 pub const MAX_SERVICES: usize = 10_000;
 /// The most instances one service has.
 pub const MAX_INSTANCES_PER_SERVICE: usize = 10_000;
-/// The most custom attributes one instance carries (AWS's limit).
-pub const MAX_CUSTOM_ATTRIBUTES: usize = 30;
-/// The most tags on one resource (AWS's limit).
-pub const MAX_TAGS: usize = 200;
-/// How long an operation can be read back with `GetOperation`.
-pub const OPERATION_RETENTION_SECONDS: f64 = 15.0 * 60.0;
-
-/// The attributes whose values Cloud Map reads itself.
-const IPV4: &str = "AWS_INSTANCE_IPV4";
-const IPV6: &str = "AWS_INSTANCE_IPV6";
-const PORT: &str = "AWS_INSTANCE_PORT";
-const CNAME: &str = "AWS_INSTANCE_CNAME";
-const ALIAS: &str = "AWS_ALIAS_DNS_NAME";
-const RESERVED: [&str; 7] = [
-    IPV4,
-    IPV6,
-    PORT,
-    CNAME,
-    ALIAS,
-    "AWS_INIT_HEALTH_STATUS",
-    "AWS_EC2_INSTANCE_ID",
-];
-
-/// The health an instance has, as `DiscoverInstances` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Receives traffic.
-    Healthy,
-    /// Reported unhealthy with `UpdateInstanceCustomHealthStatus`.
-    Unhealthy,
-}
-
-impl Health {
-    /// The name the API gives it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "HEALTHY",
-            Health::Unhealthy => "UNHEALTHY",
-        }
-    }
-}
-
-/// The health of `instance` of `service`: what its custom health check last said
-/// (`HEALTHY` until then, or `AWS_INIT_HEALTH_STATUS` at registration), `HEALTHY` for a
-/// service without custom health checks (meshd runs no Route 53 health checks).
-pub fn health(service: &ServiceRecord, instance: &InstanceRecord) -> Health {
-    match instance.custom_health.as_deref() {
-        Some("UNHEALTHY") if service.has_custom_health() => Health::Unhealthy,
-        _ => Health::Healthy,
-    }
-}
-
-/// A filter of a List operation, as sent.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Filter {
-    /// What it filters on.
-    pub name: String,
-    /// The values to compare with.
-    pub values: Vec<String>,
-    /// `EQ` (the default), `IN`, `BEGINS_WITH` or `BETWEEN`.
-    pub condition: Option<String>,
-}
-
-impl Filter {
-    /// Checks the condition against those `allowed` for this filter's name.
-    fn check(&self, allowed: &[&str]) -> Result<(), CloudMapError> {
-        let condition = self.condition.as_deref().unwrap_or(allowed[0]);
-        if !allowed.contains(&condition) {
-            return Err(invalid(format!(
-                "filter {} takes the condition {}, not {condition}",
-                self.name,
-                allowed.join(" or ")
-            )));
-        }
-        let counted = match condition {
-            "EQ" | "BEGINS_WITH" => self.values.len() == 1,
-            "BETWEEN" => self.values.len() == 2,
-            _ => !self.values.is_empty(),
-        };
-        if !counted {
-            return Err(invalid(format!(
-                "filter {} with condition {condition} has {} values",
-                self.name,
-                self.values.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Whether `value` passes (after [`Filter::check`]).
-    fn admits(&self, value: &str) -> bool {
-        match self.condition.as_deref().unwrap_or("EQ") {
-            "BEGINS_WITH" => value.starts_with(&self.values[0]),
-            _ => self.values.iter().any(|v| v == value),
-        }
-    }
-}
-
-fn invalid(message: impl Into<String>) -> CloudMapError {
-    CloudMapError::InvalidInput(message.into())
-}
-
 fn now() -> f64 {
     let elapsed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -164,231 +65,6 @@ pub fn id_of(given: &str) -> &str {
     } else {
         given
     }
-}
-
-/// Splits `items` (sorted by id) into the page after `token`, of at most `max`.
-pub fn page<T>(
-    items: Vec<T>,
-    id: impl Fn(&T) -> &str,
-    token: Option<&str>,
-    max: Option<i32>,
-    max_allowed: i32,
-) -> Page<T> {
-    let limit = match max {
-        None => max_allowed.min(100),
-        Some(n) if (1..=max_allowed).contains(&n) => n,
-        Some(n) => {
-            return Err(invalid(format!(
-                "MaxResults must be from 1 to {max_allowed}, not {n}"
-            )));
-        }
-    } as usize;
-    let after = match token {
-        None => None,
-        Some(token) => Some(
-            hex::decode(token)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| invalid(format!("NextToken {token:?} is not one meshd gave")))?,
-        ),
-    };
-    let mut page: Vec<T> = items
-        .into_iter()
-        .filter(|item| after.as_deref().is_none_or(|after| id(item) > after))
-        .take(limit + 1)
-        .collect();
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last().map(|last| hex::encode(id(last)))
-    } else {
-        None
-    };
-    Ok((page, next))
-}
-
-/// Checks a name-like string: `what` must be 1 to `max` printable ASCII characters.
-fn check_printable(what: &str, value: &str, max: usize) -> Result<(), CloudMapError> {
-    if value.is_empty() || value.len() > max || !value.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
-        return Err(invalid(format!(
-            "{what} must be 1 to {max} printable ASCII characters without spaces, not {}",
-            quoted(value)
-        )));
-    }
-    Ok(())
-}
-
-fn quoted(value: &str) -> String {
-    if value.chars().count() <= 64 {
-        format!("{value:?}")
-    } else {
-        let start: String = value.chars().take(64).collect();
-        format!("{start:?}… ({} bytes)", value.len())
-    }
-}
-
-fn check_optional_length(what: &str, value: Option<&str>, max: usize) -> Result<(), CloudMapError> {
-    match value {
-        Some(value) if value.len() > max => Err(invalid(format!(
-            "{what} must be at most {max} characters, not {}",
-            value.len()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// A DNS name: labels of 1–63 letters, digits, `-` and `_`, at most 253 in all.
-fn is_dns_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-fn check_service_name(name: &str) -> Result<(), CloudMapError> {
-    if name.len() <= 127 && is_dns_name(name) && !name.ends_with('.') {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "Name must be DNS labels of letters, digits, '-' and '_' (at most 127 characters), not {}",
-            quoted(name)
-        )))
-    }
-}
-
-fn check_tags(tags: &[Tag], arn: &str) -> Result<(), CloudMapError> {
-    for tag in tags {
-        if tag.key.is_empty() || tag.key.len() > 128 || tag.value.len() > 256 {
-            return Err(invalid(format!(
-                "tag keys have 1 to 128 characters and values at most 256: {}",
-                quoted(&tag.key)
-            )));
-        }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(CloudMapError::TooManyTags {
-            message: format!("a resource has at most {MAX_TAGS} tags, not {}", tags.len()),
-            resource_name: arn.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Sets `new` on `tags`: a key present takes the new value.
-fn merge_tags(tags: &mut Vec<Tag>, new: Vec<Tag>) {
-    for tag in new {
-        match tags.iter_mut().find(|existing| existing.key == tag.key) {
-            Some(existing) => existing.value = tag.value,
-            None => tags.push(tag),
-        }
-    }
-}
-
-/// Checks an instance's attributes as Cloud Map does: keys and values printable,
-/// AWS's own attributes well formed, at most [`MAX_CUSTOM_ATTRIBUTES`] others, and the
-/// ones a DNS service's records need present.
-fn check_attributes(
-    attributes: &BTreeMap<String, String>,
-    service: &ServiceRecord,
-) -> Result<(), CloudMapError> {
-    for (key, value) in attributes {
-        check_printable("an attribute key", key, 255)?;
-        if value.len() > 1024
-            || value
-                .bytes()
-                .any(|b| !((b' '..=b'~').contains(&b) || b == b'\t'))
-            || value.starts_with([' ', '\t'])
-            || value.ends_with([' ', '\t'])
-        {
-            return Err(invalid(format!(
-                "attribute {key}: values are at most 1,024 printable characters, not starting or ending with a space: {}",
-                quoted(value)
-            )));
-        }
-    }
-    let custom = attributes
-        .keys()
-        .filter(|key| !RESERVED.contains(&key.as_str()))
-        .count();
-    if custom > MAX_CUSTOM_ATTRIBUTES {
-        return Err(invalid(format!(
-            "an instance carries at most {MAX_CUSTOM_ATTRIBUTES} custom attributes, not {custom}"
-        )));
-    }
-    if let Some(v4) = attributes.get(IPV4)
-        && v4.parse::<Ipv4Addr>().is_err()
-    {
-        return Err(invalid(format!(
-            "{IPV4} is not an IPv4 address: {}",
-            quoted(v4)
-        )));
-    }
-    if let Some(v6) = attributes.get(IPV6)
-        && v6.parse::<Ipv6Addr>().is_err()
-    {
-        return Err(invalid(format!(
-            "{IPV6} is not an IPv6 address: {}",
-            quoted(v6)
-        )));
-    }
-    if let Some(port) = attributes.get(PORT)
-        && port.parse::<u16>().is_err()
-    {
-        return Err(invalid(format!(
-            "{PORT} is not a port from 0 to 65535: {}",
-            quoted(port)
-        )));
-    }
-    if let Some(status) = attributes.get("AWS_INIT_HEALTH_STATUS")
-        && status != "HEALTHY"
-        && status != "UNHEALTHY"
-    {
-        return Err(invalid(
-            "AWS_INIT_HEALTH_STATUS is HEALTHY or UNHEALTHY".to_string(),
-        ));
-    }
-    let record_types: Vec<&str> = service
-        .dns_config
-        .as_ref()
-        .and_then(|config| config.get("DnsRecords"))
-        .and_then(|records| records.as_array())
-        .map(|records| {
-            records
-                .iter()
-                .filter_map(|record| record.get("Type").and_then(|t| t.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let has = |key: &str| attributes.contains_key(key);
-    for record_type in record_types {
-        let present = match record_type {
-            "A" => has(IPV4) || has(ALIAS),
-            "AAAA" => has(IPV6) || has(ALIAS),
-            "SRV" => has(PORT) && (has(IPV4) || has(IPV6)),
-            "CNAME" => has(CNAME),
-            _ => true,
-        };
-        if !present {
-            return Err(invalid(format!(
-                "service {} has {record_type} records: the instance needs the attributes they are made of ({})",
-                service.name,
-                match record_type {
-                    "A" => IPV4,
-                    "AAAA" => IPV6,
-                    "SRV" => "AWS_INSTANCE_PORT and an address",
-                    _ => CNAME,
-                }
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// What a Create…Namespace request asks for.
@@ -433,109 +109,6 @@ pub struct NewService {
     pub tags: Vec<Tag>,
 }
 
-/// What DiscoverInstances asks for.
-#[derive(Debug, Clone, Default)]
-pub struct Discovery {
-    /// The namespace's name.
-    pub namespace: String,
-    /// The service's name.
-    pub service: String,
-    /// Attributes every instance returned carries.
-    pub query: BTreeMap<String, String>,
-    /// Attributes preferred: used when some instances carry them too.
-    pub optional: BTreeMap<String, String>,
-    /// `HEALTHY` (the default), `UNHEALTHY`, `ALL` or `HEALTHY_OR_ELSE_ALL`.
-    pub health_status: Option<String>,
-    /// At most this many (1–1,000, 100 by default).
-    pub max_results: Option<i32>,
-}
-
-/// A discovered instance with the health reported for it.
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// The instance.
-    pub instance: InstanceRecord,
-    /// Its health.
-    pub health: Health,
-}
-
-/// Every instance `discovery` selects in `view` (`MaxResults` aside), by id, with the
-/// service's revision.
-pub fn discover_all(
-    view: &View<'_>,
-    discovery: &Discovery,
-) -> Result<(Vec<Found>, u64), CloudMapError> {
-    let namespace = view.namespace_named(&discovery.namespace).ok_or_else(|| {
-        CloudMapError::NamespaceNotFound(format!(
-            "no namespace is called {}",
-            quoted(&discovery.namespace)
-        ))
-    })?;
-    let service = view
-        .service_named(&namespace.id, &discovery.service)
-        .ok_or_else(|| {
-            CloudMapError::ServiceNotFound(format!(
-                "namespace {} has no service called {}",
-                namespace.name,
-                quoted(&discovery.service)
-            ))
-        })?;
-    let filter = discovery.health_status.as_deref().unwrap_or("HEALTHY");
-    if !["HEALTHY", "UNHEALTHY", "ALL", "HEALTHY_OR_ELSE_ALL"].contains(&filter) {
-        return Err(invalid(format!(
-            "HealthStatus is HEALTHY, UNHEALTHY, ALL or HEALTHY_OR_ELSE_ALL, not {}",
-            quoted(filter)
-        )));
-    }
-    let mut found: Vec<Found> = view
-        .instances(&service.id)
-        .into_iter()
-        .filter(|instance| carries(&instance.attributes, &discovery.query))
-        .map(|instance| Found {
-            health: health(&service, &instance),
-            instance,
-        })
-        .collect();
-    if !discovery.optional.is_empty()
-        && found
-            .iter()
-            .any(|f| carries(&f.instance.attributes, &discovery.optional))
-    {
-        found.retain(|f| carries(&f.instance.attributes, &discovery.optional));
-    }
-    // Health filters apply to services with health checks; others return every instance.
-    if service.has_custom_health() {
-        let healthy = found.iter().any(|f| f.health == Health::Healthy);
-        match filter {
-            "HEALTHY" => found.retain(|f| f.health == Health::Healthy),
-            "UNHEALTHY" => found.retain(|f| f.health == Health::Unhealthy),
-            "HEALTHY_OR_ELSE_ALL" if healthy => found.retain(|f| f.health == Health::Healthy),
-            _ => {}
-        }
-    }
-    Ok((found, service.revision))
-}
-
-/// The first `MaxResults` (1–1,000, 100 by default) of the instances `discovery`
-/// selects in `view`, with the service's revision: `DiscoverInstances`.
-pub fn discover(
-    view: &View<'_>,
-    discovery: &Discovery,
-) -> Result<(Vec<Found>, u64), CloudMapError> {
-    let limit = match discovery.max_results {
-        None => 100,
-        Some(n @ 1..=1000) => n as usize,
-        Some(n) => {
-            return Err(invalid(format!(
-                "MaxResults must be from 1 to 1000, not {n}"
-            )));
-        }
-    };
-    let (mut found, revision) = discover_all(view, discovery)?;
-    found.truncate(limit);
-    Ok((found, revision))
-}
-
 /// meshd's Cloud Map registry over one store, answering as `region` and `account`.
 pub struct Registry<'a> {
     /// Where the registry is kept.
@@ -545,9 +118,6 @@ pub struct Registry<'a> {
     /// The account id in ARNs and owners.
     pub account: &'a str,
 }
-
-/// One page of a List operation's items, and the token of the next page if any.
-pub type Page<T> = Result<(Vec<T>, Option<String>), CloudMapError>;
 
 /// A decision of a write: its records and its answer.
 type Decision<T> = Result<(RecordWrite, T), CloudMapError>;
