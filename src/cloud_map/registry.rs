@@ -178,6 +178,28 @@ impl Registry<'_> {
         records::put(write, records::operation_key(id), &operation);
     }
 
+    /// Records operation `id` of `kind` on instance `instance` of `service`.
+    fn record_instance_operation(
+        view: &View<'_>,
+        write: &mut RecordWrite,
+        id: &str,
+        kind: &str,
+        service: &ServiceRecord,
+        instance: &str,
+    ) {
+        Self::record_operation(
+            view,
+            write,
+            id,
+            kind,
+            &[
+                ("NAMESPACE", &service.namespace_id),
+                ("SERVICE", &service.id),
+                ("INSTANCE", instance),
+            ],
+        );
+    }
+
     /// Creates a namespace; answers its operation's id. A repeated request (same name
     /// and creator request id) answers the first one's operation.
     pub fn create_namespace(&self, new: NewNamespace) -> Result<String, CloudMapError> {
@@ -580,24 +602,15 @@ impl Registry<'_> {
                 creator_request_id: creator_request_id.clone(),
                 custom_health,
             };
-            service.revision += 1;
             let mut write = RecordWrite::none();
-            records::put(
-                &mut write,
-                records::instance_key(&service.id, instance_id),
-                &instance,
-            );
-            records::put(&mut write, records::service_key(&service.id), &service);
-            Self::record_operation(
+            write_instance(&mut write, &mut service, instance_id, Some(&instance));
+            Self::record_instance_operation(
                 &view,
                 &mut write,
                 &operation,
                 "REGISTER_INSTANCE",
-                &[
-                    ("NAMESPACE", &service.namespace_id),
-                    ("SERVICE", &service.id),
-                    ("INSTANCE", instance_id),
-                ],
+                &service,
+                instance_id,
             );
             Ok((write, operation.clone()))
         })
@@ -614,20 +627,15 @@ impl Registry<'_> {
             let view = View::new(snapshot);
             let mut service = Self::service_in(&view, service_id)?;
             Self::instance_in(&view, &service, instance_id)?;
-            service.revision += 1;
             let mut write = RecordWrite::none();
-            write.delete(records::instance_key(&service.id, instance_id));
-            records::put(&mut write, records::service_key(&service.id), &service);
-            Self::record_operation(
+            write_instance(&mut write, &mut service, instance_id, None);
+            Self::record_instance_operation(
                 &view,
                 &mut write,
                 &operation,
                 "DEREGISTER_INSTANCE",
-                &[
-                    ("NAMESPACE", &service.namespace_id),
-                    ("SERVICE", &service.id),
-                    ("INSTANCE", instance_id),
-                ],
+                &service,
+                instance_id,
             );
             Ok((write, operation.clone()))
         })
@@ -727,14 +735,8 @@ impl Registry<'_> {
                 return Ok((RecordWrite::none(), ()));
             }
             instance.custom_health = Some(status.to_string());
-            service.revision += 1;
             let mut write = RecordWrite::none();
-            records::put(
-                &mut write,
-                records::instance_key(&service.id, instance_id),
-                &instance,
-            );
-            records::put(&mut write, records::service_key(&service.id), &service);
+            write_instance(&mut write, &mut service, instance_id, Some(&instance));
             Ok((write, ()))
         })
     }
@@ -855,6 +857,25 @@ impl Registry<'_> {
             Ok((write, ()))
         })
     }
+}
+
+/// Writes a change of instance `instance_id` of `service` (its new record, or `None`
+/// when it is removed), and the service with its next revision (`InstancesRevision`).
+fn write_instance(
+    write: &mut RecordWrite,
+    service: &mut ServiceRecord,
+    instance_id: &str,
+    instance: Option<&InstanceRecord>,
+) {
+    service.revision += 1;
+    let key = records::instance_key(&service.id, instance_id);
+    match instance {
+        Some(instance) => records::put(write, key, instance),
+        None => {
+            write.delete(key);
+        }
+    }
+    records::put(write, records::service_key(&service.id), service);
 }
 
 /// A resource that has tags.
