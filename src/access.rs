@@ -318,9 +318,18 @@ impl Gate {
         self.authorize(&principal, &proxy)?;
         let identity = self.hold_identity(Self::identity_key(&principal, &proxy))?;
         let lease = self.hub.watch(&proxy);
+        // Key material only to a peer that proved it is this proxy, or to one on this
+        // host when no proof is asked (a Unix socket, a loopback address); never to an
+        // open stream from elsewhere (`--xds-insecure`).
+        let secrets = !principal.open
+            || match peer.connection.remote {
+                Remote::Unix => true,
+                Remote::Tcp(addr) => addr.ip().to_canonical().is_loopback(),
+            };
         Ok(Admission {
             resource: proxy.to_string(),
             updates: lease.updates.clone(),
+            secrets,
             lease: Box::new(StreamLease {
                 _proxy: lease,
                 _identity: identity,

@@ -294,6 +294,31 @@ pub struct ServeArgs {
     /// are retried sooner, backing off up to a minute).
     #[arg(long, env = "MESHD_CLOUD_MAP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub cloud_map_interval: Duration,
+    /// Where the certificates of listeners with `tls.certificate.acm` and the CAs of
+    /// client policies with `validation.trust.acm` come from: `local` (meshd's own CA:
+    /// a root kept in the store, or --ca-cert/--ca-key, issuing a short-lived leaf per
+    /// virtual node) or `aws` (AWS Certificate Manager's `ExportCertificate` and ACM
+    /// Private CA's `GetCertificateAuthorityCertificate` in --region, with the standard
+    /// AWS credentials chain).
+    #[arg(long, env = "MESHD_ACM", value_enum, default_value_t = crate::certificates::SourceKind::Local)]
+    pub acm: crate::certificates::SourceKind,
+    /// With `--acm aws`: the ACM endpoint to call instead of AWS's.
+    #[arg(long, env = "MESHD_ACM_ENDPOINT")]
+    pub acm_endpoint: Option<String>,
+    /// With `--acm aws`: the ACM Private CA endpoint to call instead of AWS's.
+    #[arg(long, env = "MESHD_ACM_PCA_ENDPOINT")]
+    pub acm_pca_endpoint: Option<String>,
+    /// With `--acm local`: issue from this intermediate CA (PEM: its certificate, then
+    /// the chain up to its root) instead of the root meshd generates and keeps.
+    #[arg(long, env = "MESHD_CA_CERT", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// The private key (PEM) of --ca-cert.
+    #[arg(long, env = "MESHD_CA_KEY", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// With `--acm local`: how long an issued leaf is valid (it is issued again at two
+    /// thirds of that), e.g. `24h`, `60s`.
+    #[arg(long, env = "MESHD_CERT_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub cert_ttl: Duration,
     /// Region in ARNs (and of AWS Cloud Map with `--cloud-map aws`).
     #[arg(long, env = "MESHD_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -441,6 +466,23 @@ impl ServeArgs {
                     endpoint: self.cloud_map_endpoint.clone(),
                     interval: self.cloud_map_interval,
                 }),
+            },
+            acm: match self.acm {
+                crate::certificates::SourceKind::Local => {
+                    crate::certificates::SourceConfig::Local(crate::certificates::LocalConfig {
+                        intermediate: self.ca_cert.clone().zip(self.ca_key.clone()),
+                        cert_ttl: self.cert_ttl,
+                        trust_domain: self.trust_domain.clone(),
+                    })
+                }
+                crate::certificates::SourceKind::Aws => {
+                    crate::certificates::SourceConfig::Aws(crate::certificates::aws::AwsConfig {
+                        region: self.region.clone(),
+                        acm_endpoint: self.acm_endpoint.clone(),
+                        pca_endpoint: self.acm_pca_endpoint.clone(),
+                        refresh: crate::certificates::aws::REFRESH,
+                    })
+                }
             },
             account: Account {
                 region: self.region.clone(),

@@ -24,6 +24,7 @@ mod node;
 mod output;
 mod proxy;
 mod route;
+pub mod secrets;
 mod shared;
 mod shared_services;
 mod tls;
@@ -92,8 +93,33 @@ fn compile_sharing(
         ctx.out.exists = snapshot
             .get(&ResourceKey::in_mesh(kind, &proxy.mesh, &proxy.name))
             .is_some();
+        let subject = certificate_subject(&mut ctx, proxy);
+        ctx.out.secrets = secrets::named(&ctx.out, &subject);
     }
     (ctx.out, ctx.dependencies)
+}
+
+/// Who the certificates a proxy's listeners serve are for: its SPIFFE id and, for a
+/// virtual node, its service-discovery name (the DNS hostname, or `<service>.<namespace>`
+/// for Cloud Map), which App Mesh's clients check by default.
+fn certificate_subject(ctx: &mut context::Context<'_>, proxy: &ProxyId) -> crate::certificates::Subject {
+    let dns_names = match proxy.kind {
+        ProxyKind::VirtualNode => ctx
+            .virtual_node(&proxy.name)
+            .and_then(|node| node.service_discovery.as_ref())
+            .and_then(|discovery| match (&discovery.dns, &discovery.aws_cloud_map) {
+                (Some(dns), _) => Some(dns.hostname.clone()),
+                (None, Some(map)) => Some(format!("{}.{}", map.service_name, map.namespace_name)),
+                (None, None) => None,
+            })
+            .into_iter()
+            .collect(),
+        ProxyKind::VirtualGateway => Vec::new(),
+    };
+    crate::certificates::Subject {
+        proxy: proxy.clone(),
+        dns_names,
+    }
 }
 
 /// Every proxy the store defines: each virtual node and each virtual gateway.

@@ -14,11 +14,11 @@ pub mod local;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+
+use crate::feed::Feed;
 
 /// What the hub asks a source for: the instances of one Cloud Map service that carry
 /// every one of `attributes` (a virtual node's `awsCloudMap`).
@@ -95,24 +95,10 @@ impl SourceConfig {
     }
 }
 
-/// What is known of one query.
-#[derive(Debug, Clone, Default)]
-struct Followed {
-    /// The instances of the last successful read, sorted by id; `None` before the first.
-    instances: Option<Arc<[DiscoveredInstance]>>,
-    /// When the source was last read successfully (seconds since the epoch).
-    last_success: Option<u64>,
-    /// Why the last read failed, while the source cannot be read.
-    failure: Option<String>,
-}
-
 /// The instances each followed query has, shared by the hub and the source.
 pub struct Endpoints {
     source: SourceKind,
-    followed: Mutex<BTreeMap<ServiceQuery, Followed>>,
-    wanted: watch::Sender<BTreeSet<ServiceQuery>>,
-    changes: Mutex<BTreeSet<ServiceQuery>>,
-    notify: Notify,
+    feed: Feed<ServiceQuery, Vec<DiscoveredInstance>>,
 }
 
 /// One Cloud Map service meshd follows, for `GET /meshd/v1/cloud-map`.
@@ -140,21 +126,12 @@ pub struct FollowedService {
     pub error: Option<String>,
 }
 
-fn now_epoch_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 impl Endpoints {
     /// No query followed yet; instances will come from `source`.
     pub fn new(source: SourceKind) -> Arc<Self> {
         Arc::new(Self {
             source,
-            followed: Mutex::new(BTreeMap::new()),
-            wanted: watch::channel(BTreeSet::new()).0,
-            changes: Mutex::new(BTreeSet::new()),
-            notify: Notify::new(),
+            feed: Feed::default(),
         })
     }
 
@@ -164,37 +141,19 @@ impl Endpoints {
     }
 
     /// The instances found for `query`: empty until the source has been read.
-    pub fn instances(&self, query: &ServiceQuery) -> Arc<[DiscoveredInstance]> {
-        self.followed
-            .lock()
-            .get(query)
-            .and_then(|followed| followed.instances.clone())
-            .unwrap_or_else(|| Arc::from(Vec::new()))
+    pub fn instances(&self, query: &ServiceQuery) -> Arc<Vec<DiscoveredInstance>> {
+        self.feed.answer(query).unwrap_or_default()
     }
 
     /// The hub's needs: exactly `queries` are followed from now on (what is known of
     /// the others is forgotten).
     pub fn want(&self, queries: BTreeSet<ServiceQuery>) {
-        {
-            let mut followed = self.followed.lock();
-            followed.retain(|query, _| queries.contains(query));
-            for query in &queries {
-                followed.entry(query.clone()).or_default();
-            }
-        }
-        self.wanted.send_if_modified(|wanted| {
-            if *wanted == queries {
-                false
-            } else {
-                *wanted = queries;
-                true
-            }
-        });
+        self.feed.want(queries);
     }
 
     /// What the hub needs, for a source to follow: the receiver is told of each change.
     pub fn wanted(&self) -> watch::Receiver<BTreeSet<ServiceQuery>> {
-        self.wanted.subscribe()
+        self.feed.wanted()
     }
 
     /// A successful read of `query`: its instances now. The hub is told if they differ
@@ -202,59 +161,35 @@ impl Endpoints {
     pub fn report(&self, query: &ServiceQuery, mut instances: Vec<DiscoveredInstance>) {
         instances.sort();
         instances.dedup();
-        let changed = {
-            let mut followed = self.followed.lock();
-            let Some(entry) = followed.get_mut(query) else {
-                return;
-            };
-            if entry.failure.take().is_some() {
-                tracing::info!(%query, "Cloud Map can be read again");
-            }
-            entry.last_success = Some(now_epoch_seconds());
-            let changed = entry
-                .instances
-                .as_deref()
-                .is_none_or(|known| *known != *instances);
-            if changed {
-                entry.instances = Some(instances.into());
-            }
-            changed
-        };
-        if changed {
-            self.changes.lock().insert(query.clone());
-            self.notify.notify_one();
+        if self
+            .feed
+            .report(query, instances)
+            .is_some_and(|reported| reported.recovered)
+        {
+            tracing::info!(%query, "Cloud Map can be read again");
         }
     }
 
     /// A failed read of `query`: the last instances stay in force, marked stale.
     pub fn report_failure(&self, query: &ServiceQuery, error: String) {
-        let mut followed = self.followed.lock();
-        if let Some(entry) = followed.get_mut(query) {
-            if entry.failure.is_none() {
-                tracing::warn!(%query, "cannot read Cloud Map, keeping the last instances: {error}");
-            }
-            entry.failure = Some(error);
+        let message = error.clone();
+        if self.feed.report_failure(query, error) == Some(true) {
+            tracing::warn!(%query, "cannot read Cloud Map, keeping the last instances: {message}");
         }
     }
 
     /// Waits until some query's instances changed; returns those queries.
     pub async fn changed(&self) -> BTreeSet<ServiceQuery> {
-        loop {
-            let changes = std::mem::take(&mut *self.changes.lock());
-            if !changes.is_empty() {
-                return changes;
-            }
-            self.notify.notified().await;
-        }
+        self.feed.changed().await
     }
 
     /// Every service followed, by namespace and name.
     pub fn status(&self) -> Vec<FollowedService> {
-        let followed = self.followed.lock();
+        let entries = self.feed.entries();
         let mut services: BTreeMap<(&str, &str), FollowedService> = BTreeMap::new();
         let mut instance_ids: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
         let mut unread: BTreeSet<(&str, &str)> = BTreeSet::new();
-        for (query, state) in followed.iter() {
+        for (query, state) in &entries {
             let key = (query.namespace.as_str(), query.service.as_str());
             let entry = services.entry(key).or_insert_with(|| FollowedService {
                 namespace: query.namespace.clone(),
@@ -285,7 +220,7 @@ impl Endpoints {
             }
             instance_ids.entry(key).or_default().extend(
                 state
-                    .instances
+                    .answer
                     .iter()
                     .flat_map(|i| i.iter())
                     .map(|i| i.id.as_str()),

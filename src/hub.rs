@@ -12,6 +12,10 @@
 //! hub tells it which services its proxies' clusters name, fills their assignments from
 //! what it found, and on a change of instances republishes only the endpoint
 //! assignments (EDS) of the proxies whose clusters name that service.
+//!
+//! ACM certificates and trust come from a certificate source ([`Certificates`]) the same
+//! way: the hub tells it which secrets its proxies name, serves each proxy the ones its
+//! own configuration names, and republishes a proxy's secrets when they change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,8 +29,14 @@ use tokio::sync::watch;
 
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
-use crate::compile::{Compiled, ProxyConfig, ProxyId, ResourceType, check_references, cloud_map};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+
+use crate::certificates::{Certificates, SecretQuery};
+use crate::compile::{
+    Compiled, ProxyConfig, ProxyId, ResourceType, check_references, cloud_map, secrets,
+};
 use crate::discovery::{Endpoints, ServiceQuery};
+use crate::feed::Followers;
 use crate::store::Store;
 use crate::xds::{Interner, ProxySnapshot};
 
@@ -52,6 +62,24 @@ async fn endpoint_changes(endpoints: Option<&Endpoints>) -> BTreeSet<ServiceQuer
         Some(endpoints) => endpoints.changed().await,
         None => std::future::pending().await,
     }
+}
+
+/// The next change of secrets `certificates` found; never, without a source.
+async fn certificate_changes(certificates: Option<&Certificates>) -> BTreeSet<SecretQuery> {
+    match certificates {
+        Some(certificates) => certificates.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where what the store does not hold comes from; either may be absent (its clusters
+/// or secrets then stay empty, with a diagnostic).
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// Cloud Map clusters' endpoints.
+    pub endpoints: Option<Arc<Endpoints>>,
+    /// ACM certificates and trust.
+    pub certificates: Option<Arc<Certificates>>,
 }
 
 /// Whether `config` passes meshd's reference check ([`check_references`]); logs each
@@ -130,32 +158,28 @@ pub struct Hub {
     /// Where Cloud Map clusters' endpoints come from; none: they stay empty.
     endpoints: Option<Arc<Endpoints>>,
     /// The held proxies whose Cloud Map clusters ask for each service.
-    followers: Mutex<BTreeMap<ServiceQuery, BTreeSet<ProxyId>>>,
+    followers: Mutex<Followers<ServiceQuery, ProxyId>>,
+    /// Where ACM secrets come from; none: they are not served.
+    certificates: Option<Arc<Certificates>>,
+    /// The held proxies that name each secret.
+    secret_followers: Mutex<Followers<SecretQuery, ProxyId>>,
 }
 
 impl Hub {
     /// A hub over `store`, compiling each proxy once a stream asks for it; a proxy's
     /// state outlives its last stream by `grace`.
-    /// Cloud Map clusters have no endpoints (with a diagnostic).
+    /// Cloud Map clusters have no endpoints and ACM secrets are not served (with a
+    /// diagnostic each).
     pub fn new(store: Arc<Store>, debounce: Duration, grace: Duration) -> Arc<Self> {
-        Self::build(store, debounce, grace, None)
+        Self::with_sources(store, debounce, grace, Sources::default())
     }
 
-    /// [`Hub::new`], with Cloud Map clusters' endpoints from `endpoints`.
-    pub fn with_endpoints(
+    /// [`Hub::new`], with Cloud Map endpoints and ACM secrets from `sources`.
+    pub fn with_sources(
         store: Arc<Store>,
         debounce: Duration,
         grace: Duration,
-        endpoints: Arc<Endpoints>,
-    ) -> Arc<Self> {
-        Self::build(store, debounce, grace, Some(endpoints))
-    }
-
-    fn build(
-        store: Arc<Store>,
-        debounce: Duration,
-        grace: Duration,
-        endpoints: Option<Arc<Endpoints>>,
+        sources: Sources,
     ) -> Arc<Self> {
         let compiled = Compiled::on_demand(store.snapshot());
         Arc::new(Self {
@@ -167,8 +191,10 @@ impl Hub {
             grace,
             last_recompiled: AtomicU64::new(0),
             publications: AtomicU64::new(0),
-            endpoints,
-            followers: Mutex::new(BTreeMap::new()),
+            endpoints: sources.endpoints,
+            followers: Mutex::default(),
+            certificates: sources.certificates,
+            secret_followers: Mutex::default(),
         })
     }
 
@@ -285,6 +311,15 @@ impl Hub {
                     }
                     continue;
                 }
+                queries = certificate_changes(self.certificates.as_deref()) => {
+                    let hub = self.clone();
+                    let republished =
+                        tokio::task::spawn_blocking(move || hub.republish_secrets(&queries)).await;
+                    if let Err(err) = republished {
+                        tracing::error!("publishing new certificates failed: {err}");
+                    }
+                    continue;
+                }
                 () = &mut stop => return,
             }
             // Latencies to proxies are measured from here: the change was seen.
@@ -375,67 +410,130 @@ impl Hub {
     }
 
     /// `config` encoded, its Cloud Map clusters filled with the instances found (or,
-    /// with no endpoint source, left empty with a diagnostic each).
+    /// with no endpoint source, left empty with a diagnostic each) and the secrets it
+    /// names with those the certificate source has.
     fn encode(&self, config: &ProxyConfig) -> ProxySnapshot {
-        if config.cloud_map.is_empty() {
+        if config.cloud_map.is_empty() && config.secrets.is_empty() {
             return self.interner.snapshot(config);
         }
-        match &self.endpoints {
-            Some(endpoints) => self
-                .interner
-                .snapshot_with_endpoints(config, &filled(config, endpoints)),
-            None => {
-                let mut snapshot = self.interner.snapshot(config);
-                snapshot
-                    .diagnostics
-                    .extend(config.cloud_map.iter().map(|(cluster, target)| {
-                        format!(
-                            "cluster {cluster} takes its endpoints from Cloud Map service {}, and no Cloud Map source is configured: it has none",
-                            target.query
-                        )
-                    }));
-                snapshot
+        let mut diagnostics = Vec::new();
+        let endpoints = match (&self.endpoints, config.cloud_map.is_empty()) {
+            (_, true) => config.endpoints.clone(),
+            (Some(endpoints), false) => filled(config, endpoints),
+            (None, false) => {
+                diagnostics.extend(config.cloud_map.iter().map(|(cluster, target)| {
+                    format!(
+                        "cluster {cluster} takes its endpoints from Cloud Map service {}, and no Cloud Map source is configured: it has none",
+                        target.query
+                    )
+                }));
+                config.endpoints.clone()
+            }
+        };
+        let served = self.served_secrets(config, &mut diagnostics);
+        let mut snapshot = self
+            .interner
+            .snapshot_filled(config, &endpoints, &served.secrets);
+        snapshot.diagnostics.extend(diagnostics);
+        snapshot.secret_expiry = served.expiry;
+        snapshot
+    }
+
+    /// The secrets `config` names that the certificate source has; a diagnostic for
+    /// each it cannot serve (not issued yet, or failing: then the last one is served).
+    fn served_secrets(&self, config: &ProxyConfig, diagnostics: &mut Vec<String>) -> Served {
+        let mut served = Served::default();
+        for (name, query) in &config.secrets {
+            let Some(certificates) = &self.certificates else {
+                diagnostics.push(format!(
+                    "secret {name} ({query}) comes from ACM, and no certificate source is configured: it is not served"
+                ));
+                continue;
+            };
+            if let Some(failure) = certificates.failure(query) {
+                diagnostics.push(format!("secret {name}: {failure}"));
+            }
+            match certificates.material(query) {
+                Some(material) => {
+                    served
+                        .expiry
+                        .insert(name.clone(), material.facts().not_after);
+                    served
+                        .secrets
+                        .insert(name.clone(), secrets::secret(name, &material));
+                }
+                None => diagnostics.push(format!("secret {name} ({query}) is not available yet")),
+            }
+        }
+        served
+    }
+
+    /// Records that `proxy`, which used the configuration `before`, now uses `after`;
+    /// tells the sources when the services or secrets asked for change.
+    fn follow(&self, proxy: &ProxyId, before: Option<&ProxyConfig>, after: Option<&ProxyConfig>) {
+        if let Some(endpoints) = &self.endpoints {
+            let queries = |config: Option<&ProxyConfig>| -> BTreeSet<ServiceQuery> {
+                config
+                    .into_iter()
+                    .flat_map(|config| config.cloud_map.values())
+                    .map(|target| target.query.clone())
+                    .collect()
+            };
+            let (before, after) = (queries(before), queries(after));
+            if before != after
+                && let Some(wanted) = self.followers.lock().update(proxy, &before, &after)
+            {
+                endpoints.want(wanted);
+            }
+        }
+        if let Some(certificates) = &self.certificates {
+            let queries = |config: Option<&ProxyConfig>| -> BTreeSet<SecretQuery> {
+                config
+                    .into_iter()
+                    .flat_map(|config| config.secrets.values())
+                    .cloned()
+                    .collect()
+            };
+            let (before, after) = (queries(before), queries(after));
+            if before != after
+                && let Some(wanted) = self
+                    .secret_followers
+                    .lock()
+                    .update(proxy, &before, &after)
+            {
+                certificates.want(wanted);
             }
         }
     }
 
-    /// Records that `proxy`, which asked for the Cloud Map services of `before`, now
-    /// asks for those of `after`; tells the endpoint source when the services asked for
-    /// change.
-    fn follow(&self, proxy: &ProxyId, before: Option<&ProxyConfig>, after: Option<&ProxyConfig>) {
-        let Some(endpoints) = &self.endpoints else {
-            return;
-        };
-        let queries = |config: Option<&ProxyConfig>| -> BTreeSet<ServiceQuery> {
-            config
-                .into_iter()
-                .flat_map(|config| config.cloud_map.values())
-                .map(|target| target.query.clone())
-                .collect()
-        };
-        let (before, after) = (queries(before), queries(after));
-        if before == after {
-            return;
-        }
-        let mut followers = self.followers.lock();
-        let mut services_changed = false;
-        for query in before.difference(&after) {
-            if let Some(proxies) = followers.get_mut(query) {
-                proxies.remove(proxy);
-                if proxies.is_empty() {
-                    followers.remove(query);
-                    services_changed = true;
-                }
+    /// After the secrets of `queries` changed: the snapshot of every proxy that names
+    /// them, encoded again and sent where it differs (only the secrets, and what is said
+    /// of them, can differ); says how many proxies were sent new ones.
+    fn republish_secrets(&self, queries: &BTreeSet<SecretQuery>) -> usize {
+        let changed_at = std::time::Instant::now();
+        let proxies = self.secret_followers.lock().of(queries);
+        let mut pushed = 0;
+        for proxy in &proxies {
+            let Some(held) = self.proxies.get(proxy) else {
+                continue;
+            };
+            let next = ProxySnapshot {
+                changed_at: Some(changed_at),
+                ..self.encode(&held.config)
+            };
+            if **held.sender.borrow() == next {
+                continue;
             }
+            held.sender.send_replace(Arc::new(next));
+            pushed += 1;
         }
-        for query in after.difference(&before) {
-            let proxies = followers.entry(query.clone()).or_default();
-            services_changed |= proxies.is_empty();
-            proxies.insert(proxy.clone());
-        }
-        if services_changed {
-            endpoints.want(followers.keys().cloned().collect());
-        }
+        tracing::debug!(
+            secrets = queries.len(),
+            pushed,
+            elapsed_us = changed_at.elapsed().as_micros() as u64,
+            "published new certificates"
+        );
+        pushed
     }
 
     /// After the instances of `queries` changed: the endpoint assignments of every proxy
@@ -446,15 +544,7 @@ impl Hub {
             return 0;
         };
         let changed_at = std::time::Instant::now();
-        let proxies: BTreeSet<ProxyId> = {
-            let followers = self.followers.lock();
-            queries
-                .iter()
-                .filter_map(|query| followers.get(query))
-                .flatten()
-                .cloned()
-                .collect()
-        };
+        let proxies = self.followers.lock().of(queries);
         let mut pushed = 0;
         for proxy in &proxies {
             let Some(held) = self.proxies.get(proxy) else {
@@ -481,6 +571,13 @@ impl Hub {
         );
         pushed
     }
+}
+
+/// The secrets served to one proxy, and when each expires.
+#[derive(Default)]
+struct Served {
+    secrets: BTreeMap<String, Secret>,
+    expiry: BTreeMap<String, i64>,
 }
 
 /// The endpoint assignments of `config`, its Cloud Map clusters' filled with the

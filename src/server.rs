@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 use crate::access::{AccessConfig, Gate, TokenFileError};
 use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
 use crate::console::{ConsoleConfig, ConsoleConfigError, ConsoleLogin};
+use crate::certificates::{self, Certificates};
 use crate::discovery::{self, Endpoints, SourceConfig};
-use crate::hub::Hub;
+use crate::hub::{Hub, Sources};
 use crate::listen::{self, ConnectionLimits};
 use crate::metrics;
 use crate::net::{ListenerLimits, ListenerStats, ServerTls, TlsError, serve_connections};
@@ -143,6 +144,8 @@ pub struct ServerConfig {
     pub console: Option<ConsoleConfig>,
     /// Where Cloud Map services' instances come from.
     pub cloud_map: SourceConfig,
+    /// Where ACM certificates and trust come from.
+    pub acm: certificates::SourceConfig,
 }
 
 impl ServerConfig {
@@ -162,6 +165,7 @@ impl ServerConfig {
             metrics_addr: None,
             console: None,
             cloud_map: SourceConfig::Local,
+            acm: certificates::SourceConfig::default(),
         }
     }
 }
@@ -290,11 +294,15 @@ async fn serve(
         None => None,
     };
     let endpoints = Endpoints::new(config.cloud_map.kind());
-    let hub = Hub::with_endpoints(
+    let certificates = Certificates::new(config.acm.kind());
+    let hub = Hub::with_sources(
         store.clone(),
         config.debounce,
         config.xds.grace,
-        endpoints.clone(),
+        Sources {
+            endpoints: Some(endpoints.clone()),
+            certificates: Some(certificates.clone()),
+        },
     );
     let gate = Arc::new(Gate::new(hub.clone(), config.xds.access())?);
     let mut tasks = Vec::new();
@@ -310,6 +318,12 @@ async fn serve(
         config.cloud_map.clone(),
         store.clone(),
         endpoints.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(follow_certificates(
+        config.acm.clone(),
+        store.clone(),
+        certificates.clone(),
         stop_rx.clone(),
     )));
     if config.xds.tokens_file.is_some() {
@@ -344,6 +358,7 @@ async fn serve(
         gate.clone(),
         xds_listener.clone(),
         endpoints,
+        certificates,
     ));
     let metrics = metrics::routes(metrics::Sources {
         store: store.clone(),
@@ -471,8 +486,10 @@ fn status_routes(
     gate: Arc<Gate>,
     listener: Arc<ListenerStats>,
     endpoints: Arc<Endpoints>,
+    certificates: Arc<Certificates>,
 ) -> axum::Router {
     let streams = service.streams().clone();
+    let bundle_of = certificates.clone();
     axum::Router::new()
         .route(
             "/meshd/v1/proxies",
@@ -486,6 +503,20 @@ fn status_routes(
             get(move || {
                 let endpoints = endpoints.clone();
                 async move { Json(endpoints.status()) }
+            }),
+        )
+        .route(
+            "/meshd/v1/certificates",
+            get(move || {
+                let certificates = certificates.clone();
+                async move { Json(certificates.status()) }
+            }),
+        )
+        .route(
+            "/meshd/v1/ca/bundle",
+            get(move || {
+                let certificates = bundle_of.clone();
+                async move { ca_bundle(&certificates) }
             }),
         )
         .route(
@@ -519,6 +550,48 @@ async fn follow_cloud_map(
             SourceConfig::Aws(aws) => {
                 let client = discovery::aws::client(&aws).await;
                 discovery::aws::follow(client, endpoints, aws.interval).await
+            }
+        }
+    };
+    tokio::select! {
+        () = follow => {}
+        () = stopped(stop) => {}
+    }
+    Ok(())
+}
+
+/// `GET /meshd/v1/ca/bundle`: the CA certificates meshd's own CA issues from, for
+/// clients outside the mesh (`meshd ca bundle`).
+fn ca_bundle(certificates: &Certificates) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match certificates.bundle() {
+        Some(bundle) => Json(serde_json::json!({ "bundle": bundle })).into_response(),
+        None => api::ApiError::new(api::ErrorType::NotFound, match certificates.source() {
+            certificates::SourceKind::Aws => {
+                "meshd takes certificates from ACM (--acm aws): it has no CA of its own"
+            }
+            certificates::SourceKind::Local => "meshd's CA is not ready yet",
+        })
+        .into_response(),
+    }
+}
+
+/// Follows the certificate source `config` names for the secrets the hub's proxies
+/// name, until `stop`.
+async fn follow_certificates(
+    config: certificates::SourceConfig,
+    store: Arc<Store>,
+    certificates: Arc<Certificates>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let follow = async move {
+        match config {
+            certificates::SourceConfig::Local(local) => {
+                certificates::local::follow(store, certificates, local).await
+            }
+            certificates::SourceConfig::Aws(aws) => {
+                let clients = certificates::aws::clients(&aws).await;
+                certificates::aws::follow(clients, certificates, aws.refresh).await
             }
         }
     };

@@ -401,7 +401,9 @@ impl<'a> Context<'a> {
                 .as_ref()
                 .filter(|t| {
                     t.mode != ListenerTlsMode::Disabled
-                        && (t.certificate.file.is_some() || t.certificate.sds.is_some())
+                        && (t.certificate.file.is_some()
+                            || t.certificate.sds.is_some()
+                            || t.certificate.acm.is_some())
                 })
                 .map(|_| super::envoy::tls_transport_socket(&tls::unvalidated_upstream(&hostname))),
         };

@@ -14,6 +14,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::cloud_map::CloudMapTarget;
+use crate::certificates::SecretQuery;
 use super::proxy::ProxyId;
 
 /// One Envoy proxy's complete configuration, each map sorted by resource name.
@@ -30,6 +31,9 @@ pub struct ProxyConfig {
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
     /// The EDS clusters whose endpoints come from Cloud Map, and what they ask for.
     pub cloud_map: BTreeMap<String, CloudMapTarget>,
+    /// The SDS secrets over ADS that listeners and clusters name (ACM certificates and
+    /// trust), by secret name: the hub serves them from the certificate source.
+    pub secrets: BTreeMap<String, SecretQuery>,
     /// What was left out, and why.
     pub diagnostics: Vec<String>,
     /// Whether the proxy's mesh and virtual node (or gateway) exist. A proxy whose
@@ -45,6 +49,8 @@ pub enum ResourceType {
     Cluster,
     /// EDS.
     Endpoint,
+    /// SDS (secrets over ADS: ACM certificates and trust).
+    Secret,
     /// LDS.
     Listener,
     /// RDS.
@@ -53,9 +59,10 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, in make-before-break order.
-    pub const ALL: [ResourceType; 4] = [
+    pub const ALL: [ResourceType; 5] = [
         ResourceType::Cluster,
         ResourceType::Endpoint,
+        ResourceType::Secret,
         ResourceType::Listener,
         ResourceType::RouteConfiguration,
     ];
@@ -66,6 +73,9 @@ impl ResourceType {
             ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             ResourceType::Endpoint => {
                 "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            ResourceType::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
             }
             ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             ResourceType::RouteConfiguration => {
@@ -129,6 +139,8 @@ impl ProxyConfig {
         match kind {
             ResourceType::Cluster => encode(self.clusters.iter().map(|(n, c)| (n, c.as_ref()))),
             ResourceType::Endpoint => encode(self.endpoints.iter()),
+            // Secrets are not compiled: the hub serves them from the certificate source.
+            ResourceType::Secret => Vec::new(),
             ResourceType::Listener => encode(self.listeners.iter()),
             ResourceType::RouteConfiguration => encode(self.route_configs.iter()),
         }

@@ -15,7 +15,8 @@ use crate::model::spec::{
     SubjectAlternativeNames, TlsValidationContext,
 };
 
-use super::envoy::sds_config_source;
+use super::envoy::{ads_config_source, sds_config_source};
+use crate::certificates::trust_secret_name;
 
 fn file(path: &str) -> Option<DataSource> {
     Some(DataSource {
@@ -29,6 +30,24 @@ fn sds_secret(name: &str) -> SdsSecretConfig {
         name: name.to_string(),
         sds_config: Some(sds_config_source()),
     }
+}
+
+/// A secret meshd serves itself over the ADS stream (an ACM certificate or trust).
+fn ads_secret(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.to_string(),
+        sds_config: Some(ads_config_source()),
+    }
+}
+
+/// Whether `secret` is one meshd serves over ADS (not the local SDS server's).
+pub fn is_ads_secret(secret: &SdsSecretConfig) -> bool {
+    use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+    secret
+        .sds_config
+        .as_ref()
+        .and_then(|source| source.config_source_specifier.as_ref())
+        .is_some_and(|specifier| matches!(specifier, ConfigSourceSpecifier::Ads(_)))
 }
 
 /// Each name matched exactly as a DNS or a URI SAN (App Mesh does not say which kind a
@@ -59,9 +78,6 @@ fn exact_sans(names: &Option<SubjectAlternativeNames>) -> Vec<String> {
 /// Why a TLS setting cannot be given to Envoy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsError {
-    /// ACM certificates and CAs live in AWS; a self-hosted control plane cannot export them.
-    #[error("ACM {0} cannot be used outside AWS; use a file or SDS certificate instead")]
-    AcmUnavailable(&'static str),
     /// A union with no member set: validation refuses it, but a spec built in code
     /// without validation can still hold one.
     #[error("the {0} sets none of its members")]
@@ -81,7 +97,13 @@ fn tls_certificate(certificate: &ListenerTlsCertificate) -> Result<CertificateSo
             &sds.secret_name,
         ))));
     }
-    Err(TlsError::AcmUnavailable("certificates"))
+    match &certificate.acm {
+        // Served over ADS by meshd from its certificate source, named after the ARN.
+        Some(acm) => Ok(CertificateSource::Sds(Box::new(ads_secret(
+            &acm.certificate_arn,
+        )))),
+        None => Err(TlsError::EmptyUnion("listener TLS certificate")),
+    }
 }
 
 enum CertificateSource {
@@ -172,7 +194,14 @@ pub fn upstream(
             })
         }
         (None, Some(sds)) => combined(sds_secret(&sds.secret_name), sans),
-        (None, None) => return Err(TlsError::AcmUnavailable("certificate authorities")),
+        (None, None) => match &validation.trust.acm {
+            // The CAs' certificates, served over ADS by meshd as one secret.
+            Some(acm) => combined(
+                ads_secret(&trust_secret_name(&acm.certificate_authority_arns)),
+                sans,
+            ),
+            None => return Err(TlsError::EmptyUnion("client policy TLS trust")),
+        },
     });
     Ok(UpstreamTlsContext {
         common_tls_context: Some(common),

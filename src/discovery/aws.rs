@@ -2,13 +2,12 @@
 //! query is read with `DiscoverInstances` (its attributes as `QueryParameters`,
 //! `HealthStatus` `HEALTHY`, as App Mesh did; see `docs/envoy-mapping.md`) at once when
 //! a proxy first needs it, then every `--cloud-map-interval`; a query that fails is tried
-//! again after a backoff that doubles up to [`MAX_BACKOFF`], its last instances kept.
+//! again after a backoff that doubles up to [`crate::feed::MAX_BACKOFF`], its last instances kept.
 //!
 //! The client is the AWS SDK for Rust with the standard credentials chain and
 //! `--region`; `--cloud-map-endpoint` points it elsewhere (moto, a VPC endpoint), and
 //! then the `data-` host prefix of `DiscoverInstances` is not prepended.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +15,9 @@ use aws_sdk_servicediscovery::Client;
 use aws_sdk_servicediscovery::types::HealthStatusFilter;
 use tokio::time::Instant;
 
-use super::{DiscoveredInstance, Endpoints, ServiceQuery};
+use crate::feed::{Schedule, error_chain};
 
-/// The longest wait before a failing query is read again.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+use super::{DiscoveredInstance, Endpoints, ServiceQuery};
 
 /// The most instances one `DiscoverInstances` call returns (Cloud Map's own maximum).
 const MAX_RESULTS: i32 = 1000;
@@ -85,17 +83,7 @@ async fn discover(
     for (key, value) in &query.attributes {
         request = request.query_parameters(key, value);
     }
-    let response = request.send().await.map_err(|err| {
-        use std::error::Error;
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
-    })?;
+    let response = request.send().await.map_err(|err| error_chain(&err))?;
     Ok(response
         .instances()
         .iter()
@@ -112,52 +100,6 @@ async fn discover(
                 .unwrap_or_default(),
         })
         .collect())
-}
-
-/// When each query is read next, and how long its current backoff is.
-#[derive(Debug, Default)]
-struct Schedule {
-    next: BTreeMap<ServiceQuery, (Instant, Option<Duration>)>,
-}
-
-impl Schedule {
-    /// Follows exactly `wanted`; a new query is due at once.
-    fn follow(&mut self, wanted: &BTreeSet<ServiceQuery>, now: Instant) {
-        self.next.retain(|query, _| wanted.contains(query));
-        for query in wanted {
-            self.next.entry(query.clone()).or_insert((now, None));
-        }
-    }
-
-    fn due(&self, now: Instant) -> Vec<ServiceQuery> {
-        self.next
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(query, _)| query.clone())
-            .collect()
-    }
-
-    fn earliest(&self) -> Option<Instant> {
-        self.next.values().map(|(at, _)| *at).min()
-    }
-
-    fn succeeded(&mut self, query: &ServiceQuery, now: Instant, interval: Duration) {
-        if let Some(entry) = self.next.get_mut(query) {
-            *entry = (now + interval, None);
-        }
-    }
-
-    fn failed(&mut self, query: &ServiceQuery, now: Instant, interval: Duration) {
-        if let Some(entry) = self.next.get_mut(query) {
-            let backoff = entry
-                .1
-                .map_or(interval.min(Duration::from_secs(1)), |last| {
-                    (last * 2).min(MAX_BACKOFF)
-                })
-                .max(Duration::from_millis(100));
-            *entry = (now + backoff, Some(backoff));
-        }
-    }
 }
 
 /// Follows what the hub wants from AWS Cloud Map, forever.
@@ -197,44 +139,5 @@ pub async fn follow(client: Client, endpoints: Arc<Endpoints>, interval: Duratio
             () = tokio::time::sleep_until(sleep_until) => {}
             changed = wanted.changed() => if changed.is_err() { return },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn query(name: &str) -> ServiceQuery {
-        ServiceQuery {
-            namespace: "ns".into(),
-            service: name.into(),
-            attributes: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn failures_back_off_doubling_and_a_success_returns_to_the_interval() {
-        let interval = Duration::from_secs(5);
-        let start = Instant::now();
-        let mut schedule = Schedule::default();
-        schedule.follow(&[query("a")].into(), start);
-        assert_eq!(schedule.due(start), [query("a")]);
-        let mut waits = Vec::new();
-        let mut now = start;
-        for _ in 0..9 {
-            schedule.failed(&query("a"), now, interval);
-            let next = schedule.earliest().unwrap();
-            waits.push((next - now).as_secs_f64());
-            now = next;
-        }
-        assert_eq!(waits, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]);
-        schedule.succeeded(&query("a"), now, interval);
-        assert_eq!(schedule.earliest().unwrap() - now, interval);
-        schedule.follow(&[query("b")].into(), now);
-        assert_eq!(
-            schedule.due(now),
-            [query("b")],
-            "a dropped query is no longer read"
-        );
     }
 }

@@ -34,7 +34,9 @@ use crate::net::ConnectionInfo;
 use super::delta::DeltaStream;
 use super::snapshot::ProxySnapshot;
 use super::sotw::{ProtocolError, SotwStream};
-use super::status::{StatusSource, StreamKind, StreamStatus, TypeStatus, truncated, type_label};
+use super::status::{
+    SecretStatus, StatusSource, StreamKind, StreamStatus, TypeStatus, truncated, type_label,
+};
 use super::sync::SyncClock;
 
 /// How many responses may wait for a slow proxy before its stream task waits (only that
@@ -64,6 +66,9 @@ pub struct Admission {
     pub resource: String,
     /// The proxy's configuration, latest wins.
     pub updates: watch::Receiver<Arc<ProxySnapshot>>,
+    /// Whether the stream may be sent secrets (key material): only a peer that proved
+    /// it is this proxy, or one on this host. Without, secrets are withheld.
+    pub secrets: bool,
     /// Held while the stream lives; dropping it tells the control side that the stream
     /// ended.
     pub lease: Box<dyn Send + Sync>,
@@ -295,6 +300,17 @@ impl<M: StreamMachine> LiveStream<M> {
                 .map(|(kind, s)| (type_label(kind), s))
                 .collect(),
             diagnostics: state.snapshot.diagnostics.clone(),
+            secrets: state
+                .snapshot
+                .of(ResourceType::Secret)
+                .resources
+                .values()
+                .map(|secret| SecretStatus {
+                    name: secret.name.clone(),
+                    version: secret.version.clone(),
+                    not_after: state.snapshot.secret_expiry.get(&secret.name).copied(),
+                })
+                .collect(),
         }
     }
 }
@@ -462,8 +478,17 @@ impl XdsService {
         let Admission {
             resource,
             updates: mut snapshots,
+            secrets,
             lease,
         } = self.admit(&peer, node).await?;
+        // What this stream may be sent of each snapshot.
+        let visible = move |snapshot: Arc<ProxySnapshot>| {
+            if secrets {
+                snapshot
+            } else {
+                Arc::new(snapshot.without_secrets())
+            }
+        };
         let node_id = node.map(|n| n.id.clone()).unwrap_or_default();
         let streams = self.streams.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -477,7 +502,7 @@ impl XdsService {
                 resource: resource.clone(),
                 state: Mutex::new(LiveState {
                     machine,
-                    snapshot: snapshots.borrow().clone(),
+                    snapshot: visible(snapshots.borrow().clone()),
                     clock: SyncClock::default(),
                 }),
             });
@@ -488,7 +513,7 @@ impl XdsService {
                 if let Some(request) = next.take() {
                     let (_, type_url, detail) = M::describe(&request);
                     log_nacks(&resource, type_url, detail);
-                    let snapshot = snapshots.borrow_and_update().clone();
+                    let snapshot = visible(snapshots.borrow_and_update().clone());
                     match live.on_request(&request, snapshot) {
                         Ok(responses) => {
                             for response in responses {
@@ -513,7 +538,7 @@ impl XdsService {
                         if changed.is_err() {
                             break;
                         }
-                        let snapshot = snapshots.borrow_and_update().clone();
+                        let snapshot = visible(snapshots.borrow_and_update().clone());
                         for response in live.on_snapshot(snapshot) {
                             if tx.send(Ok(response)).await.is_err() {
                                 break 'stream;

@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use parking_lot::Mutex;
 
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 
 use crate::compile::{EncodedResource, ProxyConfig, ResourceType, set_version};
 
@@ -82,6 +83,8 @@ pub struct ProxySnapshot {
     pub diagnostics: Vec<String>,
     /// Whether the proxy's resource exists; nothing is sent while it does not.
     pub exists: bool,
+    /// The expiry (seconds since the epoch) of each secret served, by name.
+    pub secret_expiry: BTreeMap<String, i64>,
     /// When the store change that produced this snapshot was seen (none for a proxy's
     /// first compilation): where the push and ACK latencies are measured from. Not part
     /// of the content: snapshots that differ only here are equal.
@@ -93,12 +96,29 @@ impl PartialEq for ProxySnapshot {
         self.types == other.types
             && self.diagnostics == other.diagnostics
             && self.exists == other.exists
+            && self.secret_expiry == other.secret_expiry
     }
 }
 
 impl Eq for ProxySnapshot {}
 
 impl ProxySnapshot {
+    /// This snapshot without its secrets, saying why, for a stream whose peer has not
+    /// proved it is the proxy (key material never goes to such a peer).
+    pub fn without_secrets(&self) -> ProxySnapshot {
+        let mut withheld = self.clone();
+        if let Some(secrets) = withheld.types.remove(&ResourceType::Secret)
+            && !secrets.resources.is_empty()
+        {
+            withheld.diagnostics.push(format!(
+                "{} secret(s) withheld: this stream's peer did not prove it is this proxy (a client certificate or token) and is not on this host",
+                secrets.resources.len()
+            ));
+        }
+        withheld.secret_expiry.clear();
+        withheld
+    }
+
     /// The resources of `kind`.
     pub fn of(&self, kind: ResourceType) -> &TypeSnapshot {
         static EMPTY: std::sync::OnceLock<TypeSnapshot> = std::sync::OnceLock::new();
@@ -152,11 +172,11 @@ impl ClusterEncodings {
     }
 }
 
-/// Each of `assignments`, encoded.
-fn encode_each(assignments: &BTreeMap<String, ClusterLoadAssignment>) -> Vec<EncodedResource> {
-    assignments
+/// Each of `messages`, encoded.
+fn encode_each<M: prost::Message>(messages: &BTreeMap<String, M>) -> Vec<EncodedResource> {
+    messages
         .iter()
-        .map(|(name, assignment)| EncodedResource::of(name, assignment))
+        .map(|(name, message)| EncodedResource::of(name, message))
         .collect()
 }
 
@@ -194,15 +214,17 @@ fn intern_all(
 impl Interner {
     /// Encodes `config` into a snapshot, reusing resources already held.
     pub fn snapshot(&self, config: &ProxyConfig) -> ProxySnapshot {
-        self.snapshot_with_endpoints(config, &config.endpoints)
+        self.snapshot_filled(config, &config.endpoints, &BTreeMap::new())
     }
 
     /// [`Interner::snapshot`], with `endpoints` as the endpoint assignments (the
-    /// compiled ones, with the endpoints the hub found for Cloud Map clusters).
-    pub fn snapshot_with_endpoints(
+    /// compiled ones, with the endpoints the hub found for Cloud Map clusters) and
+    /// `secrets` the secrets the hub got from the certificate source.
+    pub fn snapshot_filled(
         &self,
         config: &ProxyConfig,
         endpoints: &BTreeMap<String, ClusterLoadAssignment>,
+        secrets: &BTreeMap<String, Secret>,
     ) -> ProxySnapshot {
         let mut types = BTreeMap::new();
         let mut held = self.resources.lock();
@@ -220,6 +242,7 @@ impl Interner {
                     })
                     .collect(),
                 ResourceType::Endpoint => intern_all(&mut held, kind, encode_each(endpoints)),
+                ResourceType::Secret => intern_all(&mut held, kind, encode_each(secrets)),
                 _ => intern_all(&mut held, kind, config.encoded(kind)),
             };
             types.insert(kind, TypeSnapshot::new(resources));
@@ -231,6 +254,7 @@ impl Interner {
             types,
             diagnostics: config.diagnostics.clone(),
             exists: config.exists,
+            secret_expiry: BTreeMap::new(),
             changed_at: None,
         }
     }

@@ -91,6 +91,20 @@ pub struct StreamStatus {
     pub types: BTreeMap<&'static str, TypeStatus>,
     /// What the compiler left out of this proxy's configuration, and why.
     pub diagnostics: Vec<String>,
+    /// The secrets this stream may be served (never their content).
+    pub secrets: Vec<SecretStatus>,
+}
+
+/// One secret a stream may be served: its name, content version and expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStatus {
+    /// The secret's name (an ACM ARN, or CA ARNs joined by commas).
+    pub name: String,
+    /// Its content version.
+    pub version: String,
+    /// When its certificate expires (seconds since the epoch).
+    pub not_after: Option<i64>,
 }
 
 /// A live stream whose status is put together only when asked for (by
@@ -114,6 +128,7 @@ pub fn type_label(kind: ResourceType) -> &'static str {
     match kind {
         ResourceType::Cluster => "cluster",
         ResourceType::Endpoint => "endpoint",
+        ResourceType::Secret => "secret",
         ResourceType::Listener => "listener",
         ResourceType::RouteConfiguration => "route_configuration",
     }
