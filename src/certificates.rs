@@ -331,3 +331,35 @@ impl Certificates {
             .collect()
     }
 }
+
+/// Stand-ins for the secrets `config` names, from a CA made for the purpose and then
+/// forgotten: what `meshd compile --bootstrap` puts in a static bootstrap so that
+/// `envoy --mode validate` checks listeners and clusters with real certificates.
+pub fn stand_in_secrets(
+    config: &crate::compile::ProxyConfig,
+) -> Result<
+    std::collections::BTreeMap<String, envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret>,
+    authority::AuthorityError,
+> {
+    let now = std::time::SystemTime::now();
+    let ca = authority::Authority::new("a stand-in CA", authority::generate_root(now)?)?;
+    let mut secrets = std::collections::BTreeMap::new();
+    for (name, query) in &config.secrets {
+        let material = match query {
+            SecretQuery::Certificate { subject, .. } => {
+                ca.issue(subject, crate::access::DEFAULT_TRUST_DOMAIN, DEFAULT_CERT_TTL, now)?
+            }
+            SecretQuery::Trust { .. } => SecretMaterial::Trust {
+                bundle: ca.bundle().to_string(),
+                facts: certificate_facts(ca.bundle()).map_err(|source| {
+                    authority::AuthorityError::Pem {
+                        what: "the stand-in CA".into(),
+                        source,
+                    }
+                })?,
+            },
+        };
+        secrets.insert(name.clone(), crate::compile::secrets::secret(name, &material));
+    }
+    Ok(secrets)
+}

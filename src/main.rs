@@ -102,8 +102,16 @@ fn compile(args: &meshd::cli::CompileArgs) -> std::io::Result<()> {
             list.join("; ")
         )));
     }
+    for (name, query) in &config.secrets {
+        config.diagnostics.push(format!(
+            "secret {name} ({query}) is served by `meshd serve` from its certificate source (--acm); `meshd compile` has none{}",
+            if args.bootstrap { ", so the bootstrap holds a stand-in issued by a throwaway CA" } else { "" }
+        ));
+    }
     let output = if args.bootstrap {
-        json::static_bootstrap(&config, &proxy.to_string())
+        let secrets = meshd::certificates::stand_in_secrets(&config)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        json::static_bootstrap(&config, &proxy.to_string(), &secrets)
     } else {
         json::config_json(&config)
     };

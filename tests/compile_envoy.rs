@@ -85,7 +85,11 @@ fn jobs_for(name: &str, definition: &Value) -> Vec<Job> {
             Job {
                 label: format!("{name} {id}"),
                 definition: definition.clone(),
-                bootstrap: static_bootstrap(&config, &id),
+                bootstrap: static_bootstrap(
+                    &config,
+                    &id,
+                    &meshd::certificates::stand_in_secrets(&config).unwrap(),
+                ),
             }
         })
         .collect()

@@ -221,13 +221,11 @@ impl Authority {
     /// What follows a leaf in its chain: the CA's certificates without a self-signed
     /// root (clients hold the root).
     fn leaf_chain(&self) -> String {
-        let certs = pem::certificates(&self.stored.certificate).unwrap_or_default();
-        let last = certs.len().saturating_sub(1);
-        certs
+        pem::certificates(&self.stored.certificate)
+            .unwrap_or_default()
             .iter()
-            .enumerate()
-            .filter(|(index, der)| !(*index == last && index > &0 && is_self_signed(der)))
-            .map(|(_, der)| pem_of(der))
+            .filter(|der| !is_self_signed(der))
+            .map(|der| pem_of(der))
             .collect()
     }
 }

@@ -10,6 +10,8 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use serde_json::{Map, Value, json};
 
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+
 use super::output::ProxyConfig;
 
 static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
@@ -50,9 +52,15 @@ pub fn config_json(config: &ProxyConfig) -> Value {
 }
 
 /// A static Envoy bootstrap holding the whole configuration, for `envoy --mode validate`:
-/// route configurations are put inline where connection managers name them, and EDS
-/// clusters take their assignment inline, so that every resource is checked.
-pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
+/// route configurations are put inline where connection managers name them, EDS
+/// clusters take their assignment inline, and the secrets served over ADS are static
+/// secrets (`secrets`: what the certificate source would serve, or stand-ins), so that
+/// every resource is checked.
+pub fn static_bootstrap(
+    config: &ProxyConfig,
+    node_id: &str,
+    secrets: &std::collections::BTreeMap<String, Secret>,
+) -> Value {
     let routes: Map<String, Value> = config
         .route_configs
         .iter()
@@ -70,6 +78,7 @@ pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
         .collect();
     for listener in &mut listeners {
         inline_routes(listener, &routes);
+        static_secret_references(listener);
     }
     let clusters: Vec<Value> = config
         .clusters
@@ -87,16 +96,41 @@ pub fn static_bootstrap(config: &ProxyConfig, node_id: &str) -> Value {
                     .unwrap_or_else(|| json!({ "cluster_name": name }));
                 object.insert("load_assignment".into(), assignment);
             }
+            static_secret_references(&mut cluster);
             cluster
         })
         .collect();
     let mut all_clusters = clusters;
     all_clusters.push(sds_cluster("/tmp/meshd-sds.sock"));
+    let secrets: Vec<Value> = secrets
+        .values()
+        .map(|secret| message_json("envoy.extensions.transport_sockets.tls.v3.Secret", secret))
+        .collect();
     json!({
         "node": { "id": node_id, "cluster": node_id },
-        "static_resources": { "listeners": listeners, "clusters": all_clusters },
+        "static_resources": { "listeners": listeners, "clusters": all_clusters, "secrets": secrets },
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
     })
+}
+
+/// Makes every SDS reference to a secret served over ADS name a static secret instead
+/// (an `SdsSecretConfig` without `sds_config` names one of `static_resources.secrets`).
+fn static_secret_references(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object
+                .get("sds_config")
+                .is_some_and(|source| source.get("ads").is_some())
+            {
+                object.remove("sds_config");
+            }
+            for child in object.values_mut() {
+                static_secret_references(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(static_secret_references),
+        _ => {}
+    }
 }
 
 fn inline_routes(value: &mut Value, routes: &Map<String, Value>) {

@@ -474,7 +474,7 @@ pub(crate) mod tests {
         let mut stream = SotwStream::new();
         let mut req = request(Cluster, "", "", &[]);
         req.type_url =
-            "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into();
+            "type.googleapis.com/envoy.service.runtime.v3.Runtime".into();
         assert!(stream.on_request(&req, &snapshot(&[])).is_err());
     }
 }

@@ -295,6 +295,17 @@ impl LocalMesh {
     /// Checks the prerequisites, makes the bridge and starts meshd (memory store, xDS on
     /// the bridge address). `work` is where per-run files go.
     pub fn start(label: &str, mesh: &str, bins: Bins, work: &Path) -> LocalMesh {
+        Self::start_configured(label, mesh, bins, work, |_| {})
+    }
+
+    /// [`LocalMesh::start`], with meshd's configuration changed by `configure` first.
+    pub fn start_configured(
+        label: &str,
+        mesh: &str,
+        bins: Bins,
+        work: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> LocalMesh {
         require_prerequisites();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed) % 100;
@@ -369,6 +380,8 @@ impl LocalMesh {
             },
             ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
         };
+        let mut config = config;
+        configure(&mut config);
         let server = mesh
             .runtime
             .block_on(server::start(config))

@@ -106,6 +106,18 @@ pub fn lab_with(
     tasks: Vec<TaskConfig>,
     prepare: impl FnOnce(&mut LocalMesh),
 ) -> Lab {
+    lab_configured(label, definition, names, tasks, |_| {}, prepare)
+}
+
+/// [`lab_with`], with meshd's configuration changed by `configure` before it starts.
+pub fn lab_configured(
+    label: &str,
+    definition: Value,
+    names: &[&str],
+    tasks: Vec<TaskConfig>,
+    configure: impl FnOnce(&mut meshd::server::ServerConfig),
+    prepare: impl FnOnce(&mut LocalMesh),
+) -> Lab {
     harness::require_prerequisites();
     let guard = MESH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -114,7 +126,7 @@ pub fn lab_with(
         testapp: testapp(),
         envoy: harness::envoy_binary(&target.join("localmesh-bin")),
     };
-    let mut mesh = LocalMesh::start(label, MESH, bins, target);
+    let mut mesh = LocalMesh::start_configured(label, MESH, bins, target, configure);
     mesh.load(&definition);
     mesh.add_names(names);
     prepare(&mut mesh);

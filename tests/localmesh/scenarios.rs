@@ -1260,3 +1260,137 @@ fn cloud_map_tasks_register_themselves_and_one_drains_without_failures() {
         "after draining only api-1 serves (api-2 at {api_2} is stopped)"
     );
 }
+
+// ---- 12. ACM certificates from meshd's own CA ----
+
+/// The serial numbers of the certificates `task`'s Envoy serves (`/certs`, leaf chains).
+fn served_serials(lab: &crate::harness::LocalMesh, task: &str) -> Vec<String> {
+    let Some(text) = lab.admin_get(task, "/certs") else {
+        return Vec::new();
+    };
+    let certs: Value = serde_json::from_str(&text).unwrap_or_default();
+    certs["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|entry| entry["cert_chain"].as_array().cloned().unwrap_or_default())
+        .filter_map(|cert| cert["serial_number"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The SSL handshakes of `task`'s Envoy whose statistic starts with `prefix`.
+fn handshakes(lab: &crate::harness::LocalMesh, task: &str, prefix: &str) -> u64 {
+    lab.envoy_stats(task)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix) && k.ends_with("ssl.handshake"))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+#[test]
+fn acm_tls_from_meshds_ca_is_trusted_refused_and_rotated_without_failures() {
+    const CERTIFICATE: &str = "arn:aws:acm:us-east-1:111122223333:certificate/red";
+    const AUTHORITY: &str = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/mesh";
+    let pki = Pki::new();
+    let services = ["red.svc.local"];
+    let definition = json!([
+        mesh("DROP_ALL"),
+        node_with("red", &[(9080, "http")], &[], |spec| {
+            spec["listeners"][0]["tls"] = json!({
+                "mode": "STRICT",
+                "certificate": {"acm": {"certificateArn": CERTIFICATE}},
+            });
+        }),
+        service_on_node("red.svc.local", "red"),
+        node_with("front", &[], &services, |spec| {
+            spec["backendDefaults"] = json!({"clientPolicy": {"tls": {
+                "validation": {"trust": {"acm": {"certificateAuthorityArns": [AUTHORITY]}}},
+            }}});
+        }),
+        // Trusts another CA than the one red's ACM certificate comes from.
+        node_with("stranger", &[], &services, |spec| {
+            spec["backendDefaults"] = json!({"clientPolicy": {"tls": {
+                "validation": {"trust": pki.trust("other-ca")},
+            }}});
+        }),
+    ]);
+    let lab = lab_configured(
+        "acm",
+        definition,
+        &services,
+        vec![
+            TaskConfig::node("red", "red", &[9080]),
+            TaskConfig::node("front", "front", &[]),
+            TaskConfig::node("stranger", "stranger", &[]),
+        ],
+        |config| {
+            config.acm = meshd::certificates::SourceConfig::Local(
+                meshd::certificates::LocalConfig {
+                    cert_ttl: std::time::Duration::from_secs(60),
+                    ..Default::default()
+                },
+            );
+        },
+        |_| {},
+    );
+    let url = "http://red.svc.local:9080/";
+    let get = |task: &str| {
+        lab.client(task, &["http", url, "--timeout-ms", "10000"])
+            .remove(0)
+    };
+    assert!(get("front").starts_with("200 name=red"), "front → red over TLS");
+    assert!(
+        handshakes(&lab, "red", "listener.0.0.0.0_15000.") > 0,
+        "red's listener terminated TLS"
+    );
+    assert!(
+        handshakes(&lab, "front", "cluster.") > 0,
+        "front's egress cluster spoke TLS"
+    );
+    let line = get("stranger");
+    assert!(
+        line.starts_with("503"),
+        "a client that does not trust meshd's CA is refused: {line}"
+    );
+    // The status says which secrets each proxy holds, and until when.
+    let (_, proxies) = lab.api("GET", "/meshd/v1/proxies", None);
+    let red = proxies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["resource"] == "mesh/lm/virtualNode/red")
+        .expect("red's stream")
+        .clone();
+    assert_eq!(red["secrets"][0]["name"], CERTIFICATE, "{red:#}");
+    assert!(red["secrets"][0]["notAfter"].as_i64().is_some(), "{red:#}");
+
+    // Two minutes of traffic while the 60 s leaf is issued again every 40 s.
+    let mut serials = std::collections::BTreeSet::new();
+    serials.extend(served_serials(&lab, "red"));
+    assert_eq!(serials.len(), 1, "red serves one certificate: {serials:?}");
+    let lines = std::thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            lab.client(
+                "front",
+                &["http", url, "--count", "1200", "--interval-ms", "100"],
+            )
+        });
+        while !client.is_finished() {
+            serials.extend(served_serials(&lab, "red"));
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        client.join().expect("the client thread")
+    });
+    let counts = tally(&lines, status_and_name);
+    assert_eq!(lines.len(), 1200);
+    assert_eq!(
+        counts.get("200 red"),
+        Some(&1200),
+        "no request failed while the certificate rotated: {counts:?}"
+    );
+    assert!(
+        serials.len() >= 3,
+        "the serial changed at least twice in two minutes: {serials:?}"
+    );
+}
