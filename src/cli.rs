@@ -39,6 +39,44 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Write what meshd holds in a mesh as a file `meshd apply` takes back.
     Export(ExportArgs),
+    /// meshd's own certificate authority (`--acm local`).
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+/// `meshd ca` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the CA certificates (PEM) a running meshd issues from, for clients outside
+    /// the mesh to trust.
+    Bundle {
+        /// meshd's API.
+        #[arg(long, env = "MESHD_ENDPOINT_URL", default_value = DEFAULT_ENDPOINT)]
+        endpoint_url: String,
+    },
+    /// Make an ARN that specs name (a `certificateAuthorityArns` entry, or a
+    /// `certificateArn`) stand for a CA you hold: leaves for that certificate ARN are
+    /// issued by it, and clients trusting that CA ARN trust it. Written into the store
+    /// directly, so the key never crosses the network (with the embedded store, stop
+    /// meshd first; etcd replicas pick it up at once).
+    Import(CaImportArgs),
+}
+
+/// Flags of `meshd ca import`.
+#[derive(Debug, Clone, Args)]
+pub struct CaImportArgs {
+    /// The ARN the CA stands for.
+    #[arg(long)]
+    pub arn: String,
+    /// The CA's certificate (PEM), followed by the chain up to its root.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The CA's private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The store meshd serves from.
+    #[command(flatten)]
+    pub storage: StoreArgs,
 }
 
 /// The default API endpoint of `meshd apply` and `meshd export`.
@@ -347,6 +385,15 @@ pub struct ServeArgs {
     /// below the open-files limit); at the limit the connection idle the longest is closed.
     #[arg(long, env = "MESHD_API_MAX_CONNECTIONS")]
     pub api_max_connections: Option<usize>,
+    /// The store.
+    #[command(flatten)]
+    pub storage: StoreArgs,
+}
+
+/// Which store meshd keeps its resources (and records) in: flags of `meshd serve` and
+/// `meshd ca import`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
     /// Where resources are kept: `embedded` (durable, in --data-dir), `memory` (lost on
     /// exit) or `etcd` (shared by replicas, at --etcd-endpoints).
     #[arg(long, env = "MESHD_STORE", value_enum, default_value_t = StoreKind::Embedded)]
@@ -386,6 +433,29 @@ pub struct ServeArgs {
         requires = "etcd_username"
     )]
     pub etcd_password: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store these flags describe.
+    pub fn config(&self) -> StoreConfig {
+        match self.store {
+            StoreKind::Embedded => StoreConfig::Embedded {
+                data_dir: self.data_dir.clone(),
+            },
+            StoreKind::Memory => StoreConfig::Memory,
+            StoreKind::Etcd => StoreConfig::Etcd {
+                endpoints: self.etcd_endpoints.clone(),
+                prefix: self.etcd_prefix.clone(),
+                access: EtcdAccess {
+                    ca_file: self.etcd_cacert.clone(),
+                    cert_file: self.etcd_cert.clone(),
+                    key_file: self.etcd_key.clone(),
+                    username: self.etcd_username.clone(),
+                    password: self.etcd_password.clone(),
+                },
+            },
+        }
+    }
 }
 
 /// How `meshd serve` authenticates API requests.
@@ -493,23 +563,7 @@ impl ServeArgs {
                 resources_per_mesh: self.limit_resources_per_mesh,
                 routes_per_parent: self.limit_routes_per_parent,
             },
-            store: match self.store {
-                StoreKind::Embedded => StoreConfig::Embedded {
-                    data_dir: self.data_dir.clone(),
-                },
-                StoreKind::Memory => StoreConfig::Memory,
-                StoreKind::Etcd => StoreConfig::Etcd {
-                    endpoints: self.etcd_endpoints.clone(),
-                    prefix: self.etcd_prefix.clone(),
-                    access: EtcdAccess {
-                        ca_file: self.etcd_cacert.clone(),
-                        cert_file: self.etcd_cert.clone(),
-                        key_file: self.etcd_key.clone(),
-                        username: self.etcd_username.clone(),
-                        password: self.etcd_password.clone(),
-                    },
-                },
-            },
+            store: self.storage.config(),
             api_connections: ConnectionLimits {
                 max_connections: self
                     .api_max_connections

@@ -18,6 +18,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bootstrap(args) => bootstrap(&args).map_err(Into::into),
         Command::Apply(args) => apply(&args).await.map_err(Into::into),
         Command::Export(args) => export(&args).await.map_err(Into::into),
+        Command::Ca(command) => ca(command).await.map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -49,6 +50,36 @@ async fn export(args: &meshd::cli::ExportArgs) -> std::io::Result<()> {
         None => {
             print!("{text}");
             Ok(())
+        }
+    }
+}
+
+async fn ca(command: meshd::cli::CaCommand) -> std::io::Result<()> {
+    use meshd::certificates::authority::{self, StoredAuthority};
+    match command {
+        meshd::cli::CaCommand::Bundle { endpoint_url } => {
+            let client = meshd::apply::client::Client::connect(&endpoint_url).await;
+            let answer = client
+                .get("/meshd/v1/ca/bundle")
+                .await
+                .map_err(std::io::Error::other)?;
+            print!("{}", answer["bundle"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        meshd::cli::CaCommand::Import(args) => {
+            let stored = StoredAuthority {
+                certificate: std::fs::read_to_string(&args.cert)?,
+                key: zeroize::Zeroizing::new(std::fs::read_to_string(&args.key)?),
+            };
+            let config = args.storage.config();
+            tokio::task::spawn_blocking(move || {
+                let store = meshd::store::Store::open(&config, Default::default())
+                    .map_err(|e| std::io::Error::other(format!("{e} (if a meshd serves this data directory, stop it first, or use etcd)")))?;
+                authority::import(&store, &args.arn, stored).map_err(std::io::Error::other)?;
+                eprintln!("{} now stands for the CA in {}", args.arn, args.cert.display());
+                Ok(())
+            })
+            .await?
         }
     }
 }

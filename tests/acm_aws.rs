@@ -67,10 +67,12 @@ async fn run(meshd_args: &[&str], moto: &Moto, mode: Mode) {
         .as_str()
         .unwrap()
         .to_string();
-    let described = acm
-        .ok(&["describe-certificate", "--certificate-arn", &certificate])
+    let issued = acm
+        .ok(&["get-certificate", "--certificate-arn", &certificate])
         .await;
-    let issued_serial = normal_serial(described["Certificate"]["Serial"].as_str().unwrap());
+    let issued_serial = meshd::certificates::certificate_facts(issued["Certificate"].as_str().unwrap())
+        .unwrap()
+        .serial;
 
     let endpoint = moto.endpoint();
     let mut args = vec![

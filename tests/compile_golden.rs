@@ -1048,7 +1048,7 @@ fn listener_tls_strict_permissive_and_disabled() {
 }
 
 #[test]
-fn acm_listener_certificates_are_left_out() {
+fn acm_listener_certificates_are_served_over_ads() {
     let acm =
         json!({"acm": {"certificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/x"}});
     let definition = vec![

@@ -215,6 +215,11 @@ impl Client {
         }
     }
 
+    /// `GET path` of meshd's own views (`/meshd/v1/...`), signed like every call.
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, path, None).await
+    }
+
     /// Describes one resource (its `*Data`), or `None` if it does not exist.
     pub async fn describe(&self, key: &ResourceKey) -> Result<Option<Value>, ClientError> {
         match self.call(Method::GET, &item_path(key), None).await {

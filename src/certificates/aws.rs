@@ -136,8 +136,8 @@ async fn export(clients: &Clients, arn: &str) -> Result<SecretMaterial, String> 
     Ok(SecretMaterial::Certificate { chain, key, facts })
 }
 
-/// Whether ACM holds another certificate under `arn` than the one whose serial is
-/// `held` (after a renewal), or the held one has a third of its life left.
+/// Whether ACM holds another certificate under `arn` than the one held (after a
+/// renewal its validity ends later), or the held one has a third of its life left.
 async fn needs_export(
     clients: &Clients,
     arn: &str,
@@ -150,14 +150,13 @@ async fn needs_export(
         .send()
         .await
         .map_err(|err| error_chain(&err))?;
-    let serial = described
+    let not_after = described
         .certificate()
-        .and_then(|c| c.serial())
-        .map(|s| s.replace(':', "").to_ascii_lowercase());
+        .and_then(|c| c.not_after())
+        .map(|at| at.secs());
     let now = crate::feed::now_epoch_seconds() as i64;
     let renew_at = held.not_after - (held.not_after - held.not_before) / 3;
-    Ok(serial.is_some_and(|s| s.trim_start_matches('0') != held.serial.trim_start_matches('0'))
-        || now >= renew_at)
+    Ok(not_after.is_some_and(|at| at != held.not_after) || now >= renew_at)
 }
 
 /// The CA certificates of `arns`, each with its chain.
