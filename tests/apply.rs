@@ -1135,10 +1135,36 @@ async fn every_proxy_acked(walkthrough: &str) {
                     .iter()
                     .find(|s| s["resource"] == proxy.as_str())
                     .ok_or("no stream")?;
-                all_acked(status)
+                all_acked(status)?;
+                // ACM certificates and trust are served (by meshd's own CA here), never
+                // left out.
+                let diagnostics = status["diagnostics"].to_string();
+                if diagnostics.contains("ACM") || diagnostics.contains("secret") {
+                    return Err(format!("{proxy}: {diagnostics}"));
+                }
+                Ok(())
             },
         )
         .await;
+    }
+    if walkthrough.contains("acm") {
+        for (proxy, envoy) in proxies.iter().zip(&envoys) {
+            eventually(
+                &format!("{walkthrough}: every listener of {proxy} active"),
+                std::time::Duration::from_secs(30),
+                || async {
+                    let stats = envoy.stats().await;
+                    let warming = common::envoy::stat(&stats, "listener_manager.total_listeners_warming");
+                    let active = common::envoy::stat(&stats, "listener_manager.total_listeners_active");
+                    if warming == 0 && active > 0 {
+                        Ok(())
+                    } else {
+                        Err(format!("{warming} warming, {active} active"))
+                    }
+                },
+            )
+            .await;
+        }
     }
     drop(envoys);
 }

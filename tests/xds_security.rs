@@ -19,7 +19,9 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::status::v3::ClientStatusRequest;
+use prost::Message;
 use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_client::ClientStatusDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use meshd::api::Account;
@@ -940,4 +942,164 @@ async fn connections_that_never_speak_http2_or_carry_no_stream_are_closed() {
     );
     assert_eq!(xds_view(server.api_addr).await["streams"], 1);
     drop(tx);
+}
+
+// ---- ACM secrets: key material only to the proxy that names it and proved it ----
+
+const SDS: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+const FRONT_CERTIFICATE: &str = "arn:aws:acm:us-east-1:111122223333:certificate/front";
+
+/// `front` serves its listener with an ACM certificate; `other` names none.
+fn front_with_acm(store: &meshd::store::Store) {
+    meshd::definition::put(
+        store,
+        &json!({"meshName": "demo", "virtualNodeName": "front", "spec": {
+            "listeners": [{"portMapping": {"port": 8080, "protocol": "http"},
+                           "tls": {"mode": "STRICT", "certificate": {"acm": {"certificateArn": FRONT_CERTIFICATE}}}}],
+            "serviceDiscovery": {"dns": {"hostname": "front.demo.local"}}}}),
+    )
+    .unwrap();
+}
+
+/// The secrets a SotW stream as `node_id` gets when it asks for `FRONT_CERTIFICATE`
+/// by name: those of the first response within a few seconds (none if none comes).
+async fn secrets_sent(channel: Channel, node_id: &str, token: Option<&str>) -> Vec<Secret> {
+    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: Some(node(node_id)),
+        type_url: SDS.into(),
+        resource_names: vec![FRONT_CERTIFICATE.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(with_token(ReceiverStream::new(rx), token))
+        .await
+        .expect("the stream is admitted")
+        .into_inner();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut secrets = Vec::new();
+    while let Ok(Ok(Some(response))) = tokio::time::timeout_at(deadline, responses.message()).await
+    {
+        secrets = response
+            .resources
+            .iter()
+            .map(|any| Secret::decode(any.value.as_slice()).unwrap())
+            .collect();
+        if !secrets.is_empty() {
+            break;
+        }
+    }
+    drop(tx);
+    secrets
+}
+
+fn private_key_of(secret: &Secret) -> String {
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
+    match &secret.r#type {
+        Some(Type::TlsCertificate(certificate)) => match certificate
+            .private_key
+            .as_ref()
+            .and_then(|key| key.specifier.as_ref())
+        {
+            Some(Specifier::InlineString(key)) => key.clone(),
+            other => panic!("an inline key, not {other:?}"),
+        },
+        other => panic!("a certificate, not {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_goes_only_to_the_proxy_whose_configuration_names_it() {
+    let secured = Secured::start().await;
+    front_with_acm(&secured.server.store);
+    let front = secured.pki.proxy("front", TRUST_DOMAIN, FRONT);
+    let other = secured.pki.proxy("other", TRUST_DOMAIN, OTHER);
+
+    let sent = secrets_sent(secured.channel(Some(front)).await, FRONT, None).await;
+    assert_eq!(sent.len(), 1, "front gets its certificate");
+    assert_eq!(sent[0].name, FRONT_CERTIFICATE);
+    assert!(private_key_of(&sent[0]).contains("PRIVATE KEY"));
+    let sent = secrets_sent(secured.channel(None).await, FRONT, Some("front-token")).await;
+    assert_eq!(sent.len(), 1, "and so does a stream with front's token");
+
+    // Another proxy asking for it by name, with its own valid certificate: nothing.
+    let sent = secrets_sent(secured.channel(Some(other)).await, OTHER, None).await;
+    assert!(sent.is_empty(), "other's configuration names no secret: {sent:?}");
+}
+
+/// An address of this host that is not loopback (the one its default route leaves by).
+fn non_loopback_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("this host has a route off loopback (the test needs one)");
+    let address = socket.local_addr().unwrap().ip();
+    assert!(!address.is_loopback(), "{address} is loopback");
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_from_off_this_host_is_never_sent_a_secret() {
+    let account = Account {
+        region: common::REGION.into(),
+        account_id: common::ACCOUNT_ID.into(),
+    };
+    let config = ServerConfig {
+        xds_addr: Some("0.0.0.0:0".parse().unwrap()),
+        xds: XdsConfig {
+            insecure: true,
+            ..XdsConfig::default()
+        },
+        ..ServerConfig::api_only("127.0.0.1:0".parse().unwrap(), account)
+    };
+    let server = meshd::server::start(config).await.expect("meshd starts");
+    meshd::definition::load(&server.store, &demo_mesh()).unwrap();
+    front_with_acm(&server.store);
+    let port = server.xds_addr.unwrap().port();
+
+    let remote = SocketAddr::new(non_loopback_address(), port);
+    let sent = secrets_sent(plain_channel(remote).await, FRONT, None).await;
+    assert!(sent.is_empty(), "no key material in the clear off this host: {sent:?}");
+    let local = SocketAddr::from(([127, 0, 0, 1], port));
+    let sent = secrets_sent(plain_channel(local).await, FRONT, None).await;
+    assert_eq!(sent.len(), 1, "a process on this host gets it");
+
+    // While a remote stream is open, its status says why it holds no secret.
+    let remote_stream = tokio::spawn(async move {
+        let mut client = AggregatedDiscoveryServiceClient::new(plain_channel(remote).await);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(DiscoveryRequest {
+            node: Some(node(FRONT)),
+            type_url: CDS.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut responses = client
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let _ = responses.message().await;
+        tokio::time::sleep(WAIT).await;
+        drop(tx);
+    });
+    let status = eventually("the remote stream's status", WAIT, || async {
+        let proxies = meshd_proxies(server.api_addr).await;
+        match proxies.iter().find(|p| {
+            p["diagnostics"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|m| m.as_str().unwrap_or("").contains("withheld")))
+        }) {
+            Some(found) => Ok(found.clone()),
+            None => Err(serde_json::to_string(&proxies).unwrap()),
+        }
+    })
+    .await;
+    assert_eq!(status["secrets"], json!([]), "{status}");
+    remote_stream.abort();
 }

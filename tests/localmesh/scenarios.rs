@@ -1263,7 +1263,8 @@ fn cloud_map_tasks_register_themselves_and_one_drains_without_failures() {
 
 // ---- 12. ACM certificates from meshd's own CA ----
 
-/// The serial numbers of the certificates `task`'s Envoy serves (`/certs`, leaf chains).
+/// The serial numbers of the certificates `task`'s Envoy got over SDS (`/certs`, leaf
+/// chains held inline; its xDS client certificate is a file).
 fn served_serials(lab: &crate::harness::LocalMesh, task: &str) -> Vec<String> {
     let Some(text) = lab.admin_get(task, "/certs") else {
         return Vec::new();
@@ -1274,6 +1275,7 @@ fn served_serials(lab: &crate::harness::LocalMesh, task: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .flat_map(|entry| entry["cert_chain"].as_array().cloned().unwrap_or_default())
+        .filter(|cert| cert["path"] == "<inline>")
         .filter_map(|cert| cert["serial_number"].as_str().map(str::to_string))
         .collect()
 }
