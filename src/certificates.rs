@@ -316,9 +316,7 @@ impl Certificates {
                         SecretQuery::Trust { .. } => "trust",
                     },
                     proxy: match &query {
-                        SecretQuery::Certificate { subject, .. } => {
-                            Some(subject.proxy.to_string())
-                        }
+                        SecretQuery::Certificate { subject, .. } => Some(subject.proxy.to_string()),
                         SecretQuery::Trust { .. } => None,
                     },
                     source: self.source,
@@ -338,7 +336,10 @@ impl Certificates {
 pub fn stand_in_secrets(
     config: &crate::compile::ProxyConfig,
 ) -> Result<
-    std::collections::BTreeMap<String, envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret>,
+    std::collections::BTreeMap<
+        String,
+        envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret,
+    >,
     authority::AuthorityError,
 > {
     let now = std::time::SystemTime::now();
@@ -346,9 +347,12 @@ pub fn stand_in_secrets(
     let mut secrets = std::collections::BTreeMap::new();
     for (name, query) in &config.secrets {
         let material = match query {
-            SecretQuery::Certificate { subject, .. } => {
-                ca.issue(subject, crate::access::DEFAULT_TRUST_DOMAIN, DEFAULT_CERT_TTL, now)?
-            }
+            SecretQuery::Certificate { subject, .. } => ca.issue(
+                subject,
+                crate::access::DEFAULT_TRUST_DOMAIN,
+                DEFAULT_CERT_TTL,
+                now,
+            )?,
             SecretQuery::Trust { .. } => SecretMaterial::Trust {
                 bundle: ca.bundle().to_string(),
                 facts: certificate_facts(ca.bundle()).map_err(|source| {
@@ -359,7 +363,10 @@ pub fn stand_in_secrets(
                 })?,
             },
         };
-        secrets.insert(name.clone(), crate::compile::secrets::secret(name, &material));
+        secrets.insert(
+            name.clone(),
+            crate::compile::secrets::secret(name, &material),
+        );
     }
     Ok(secrets)
 }

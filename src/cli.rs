@@ -59,7 +59,7 @@ pub enum CaCommand {
     /// issued by it, and clients trusting that CA ARN trust it. Written into the store
     /// directly, so the key never crosses the network (with the embedded store, stop
     /// meshd first; etcd replicas pick it up at once).
-    Import(CaImportArgs),
+    Import(Box<CaImportArgs>),
 }
 
 /// Flags of `meshd ca import`.

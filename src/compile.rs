@@ -102,16 +102,23 @@ fn compile_sharing(
 /// Who the certificates a proxy's listeners serve are for: its SPIFFE id and, for a
 /// virtual node, its service-discovery name (the DNS hostname, or `<service>.<namespace>`
 /// for Cloud Map), which App Mesh's clients check by default.
-fn certificate_subject(ctx: &mut context::Context<'_>, proxy: &ProxyId) -> crate::certificates::Subject {
+fn certificate_subject(
+    ctx: &mut context::Context<'_>,
+    proxy: &ProxyId,
+) -> crate::certificates::Subject {
     let dns_names = match proxy.kind {
         ProxyKind::VirtualNode => ctx
             .virtual_node(&proxy.name)
             .and_then(|node| node.service_discovery.as_ref())
-            .and_then(|discovery| match (&discovery.dns, &discovery.aws_cloud_map) {
-                (Some(dns), _) => Some(dns.hostname.clone()),
-                (None, Some(map)) => Some(format!("{}.{}", map.service_name, map.namespace_name)),
-                (None, None) => None,
-            })
+            .and_then(
+                |discovery| match (&discovery.dns, &discovery.aws_cloud_map) {
+                    (Some(dns), _) => Some(dns.hostname.clone()),
+                    (None, Some(map)) => {
+                        Some(format!("{}.{}", map.service_name, map.namespace_name))
+                    }
+                    (None, None) => None,
+                },
+            )
             .into_iter()
             .collect(),
         ProxyKind::VirtualGateway => Vec::new(),

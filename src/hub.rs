@@ -496,10 +496,7 @@ impl Hub {
             };
             let (before, after) = (queries(before), queries(after));
             if before != after
-                && let Some(wanted) = self
-                    .secret_followers
-                    .lock()
-                    .update(proxy, &before, &after)
+                && let Some(wanted) = self.secret_followers.lock().update(proxy, &before, &after)
             {
                 certificates.want(wanted);
             }

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 
 use crate::access::{AccessConfig, Gate, TokenFileError};
 use crate::api::{self, Account, App, Authentication, CredentialsError, Verifier};
-use crate::console::{ConsoleConfig, ConsoleConfigError, ConsoleLogin};
 use crate::certificates::{self, Certificates};
+use crate::console::{ConsoleConfig, ConsoleConfigError, ConsoleLogin};
 use crate::discovery::{self, Endpoints, SourceConfig};
 use crate::hub::{Hub, Sources};
 use crate::listen::{self, ConnectionLimits};
@@ -566,12 +566,15 @@ fn ca_bundle(certificates: &Certificates) -> axum::response::Response {
     use axum::response::IntoResponse;
     match certificates.bundle() {
         Some(bundle) => Json(serde_json::json!({ "bundle": bundle })).into_response(),
-        None => api::ApiError::new(api::ErrorType::NotFound, match certificates.source() {
-            certificates::SourceKind::Aws => {
-                "meshd takes certificates from ACM (--acm aws): it has no CA of its own"
-            }
-            certificates::SourceKind::Local => "meshd's CA is not ready yet",
-        })
+        None => api::ApiError::new(
+            api::ErrorType::NotFound,
+            match certificates.source() {
+                certificates::SourceKind::Aws => {
+                    "meshd takes certificates from ACM (--acm aws): it has no CA of its own"
+                }
+                certificates::SourceKind::Local => "meshd's CA is not ready yet",
+            },
+        )
         .into_response(),
     }
 }

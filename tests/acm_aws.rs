@@ -70,9 +70,10 @@ async fn run(meshd_args: &[&str], moto: &Moto, mode: Mode) {
     let issued = acm
         .ok(&["get-certificate", "--certificate-arn", &certificate])
         .await;
-    let issued_serial = meshd::certificates::certificate_facts(issued["Certificate"].as_str().unwrap())
-        .unwrap()
-        .serial;
+    let issued_serial =
+        meshd::certificates::certificate_facts(issued["Certificate"].as_str().unwrap())
+            .unwrap()
+            .serial;
 
     let endpoint = moto.endpoint();
     let mut args = vec![
@@ -133,12 +134,15 @@ async fn run(meshd_args: &[&str], moto: &Moto, mode: Mode) {
     .await;
     assert_eq!(
         serials,
-        [issued_serial.clone()],
+        std::slice::from_ref(&issued_serial),
         "Envoy serves the certificate moto issued"
     );
     // The listener is active (its secret arrived), and meshd says what it serves.
     let stats = envoy.stats().await;
-    assert_eq!(common::envoy::stat(&stats, "listener_manager.total_listeners_warming"), 0);
+    assert_eq!(
+        common::envoy::stat(&stats, "listener_manager.total_listeners_warming"),
+        0
+    );
     let followed = meshd_view(meshd.api, "certificates").await;
     assert_eq!(followed[0]["name"], certificate, "{followed}");
     assert_eq!(followed[0]["source"], "aws", "{followed}");

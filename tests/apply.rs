@@ -1053,10 +1053,10 @@ fn all_acked(status: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The walkthrough's pods get their certificates from secrets mounted at `/certs/`;
-/// here a CA and a certificate signed by it are written into `dir` under the names the
-/// manifest uses, and the manifest's `/certs/` points there.
-fn mount_certificates(files: &[String], dir: &Path) {
+/// The walkthrough's proxies get certificate files mounted at `prefix` (`/certs/`,
+/// `/keys/`); here a CA and a certificate signed by it are written into `dir` under the
+/// names the files use, and the files' `prefix` points there.
+fn mount_certificates(files: &[String], prefix: &str, dir: &Path) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     std::fs::create_dir_all(dir).unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -1069,7 +1069,7 @@ fn mount_certificates(files: &[String], dir: &Path) {
         .unwrap();
     for file in files {
         let text = std::fs::read_to_string(file).unwrap();
-        for path in text.split("/certs/").skip(1) {
+        for path in text.split(prefix).skip(1) {
             let name: String = path
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"')
@@ -1085,11 +1085,7 @@ fn mount_certificates(files: &[String], dir: &Path) {
                 std::fs::write(dir.join(&name), pem).unwrap();
             }
         }
-        std::fs::write(
-            file,
-            text.replace("/certs/", &format!("{}/", dir.display())),
-        )
-        .unwrap();
+        std::fs::write(file, text.replace(prefix, &format!("{}/", dir.display()))).unwrap();
     }
 }
 
@@ -1105,8 +1101,15 @@ async fn every_proxy_acked(walkthrough: &str) {
     }
     let stage = case.stages[case.stages.len() - 1];
     let files = stage_files(walkthrough, stage, case.variables, dir.path());
-    if walkthrough == "howto-k8s-mtls-file-based" {
-        mount_certificates(&files, &dir.path().join("certs"));
+    // Certificate files the walkthroughs' users mounted into their Envoys.
+    match walkthrough {
+        "howto-k8s-mtls-file-based" => {
+            mount_certificates(&files, "/certs/", &dir.path().join("certs"))
+        }
+        "howto-mutual-tls-file-provided-by-acm" => {
+            mount_certificates(&files, "/keys/", &dir.path().join("keys"))
+        }
+        _ => {}
     }
     let mut options = options(files, case.parameters);
     options.kubernetes.mesh = case.mesh_flag.map(String::from);
@@ -1154,8 +1157,10 @@ async fn every_proxy_acked(walkthrough: &str) {
                 std::time::Duration::from_secs(30),
                 || async {
                     let stats = envoy.stats().await;
-                    let warming = common::envoy::stat(&stats, "listener_manager.total_listeners_warming");
-                    let active = common::envoy::stat(&stats, "listener_manager.total_listeners_active");
+                    let warming =
+                        common::envoy::stat(&stats, "listener_manager.total_listeners_warming");
+                    let active =
+                        common::envoy::stat(&stats, "listener_manager.total_listeners_active");
                     if warming == 0 && active > 0 {
                         Ok(())
                     } else {

@@ -15,17 +15,17 @@ use common::envoy::{ENVOY_LOCK, Envoy, Mode, eventually, meshd_proxies, meshd_vi
 use common::pki::Pki;
 use common::process::MeshdProcess;
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DiscoveryRequest, DiscoveryResponse,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::status::v3::ClientStatusRequest;
-use prost::Message;
 use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_client::ClientStatusDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use meshd::api::Account;
 use meshd::server::{RunningServer, ServerConfig, XdsConfig, XdsTls};
+use prost::Message;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -1028,7 +1028,10 @@ async fn a_secret_goes_only_to_the_proxy_whose_configuration_names_it() {
 
     // Another proxy asking for it by name, with its own valid certificate: nothing.
     let sent = secrets_sent(secured.channel(Some(other)).await, OTHER, None).await;
-    assert!(sent.is_empty(), "other's configuration names no secret: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "other's configuration names no secret: {sent:?}"
+    );
 }
 
 /// An address of this host that is not loopback (the one its default route leaves by).
@@ -1063,7 +1066,10 @@ async fn an_open_stream_from_off_this_host_is_never_sent_a_secret() {
 
     let remote = SocketAddr::new(non_loopback_address(), port);
     let sent = secrets_sent(plain_channel(remote).await, FRONT, None).await;
-    assert!(sent.is_empty(), "no key material in the clear off this host: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "no key material in the clear off this host: {sent:?}"
+    );
     let local = SocketAddr::from(([127, 0, 0, 1], port));
     let sent = secrets_sent(plain_channel(local).await, FRONT, None).await;
     assert_eq!(sent.len(), 1, "a process on this host gets it");
@@ -1091,9 +1097,10 @@ async fn an_open_stream_from_off_this_host_is_never_sent_a_secret() {
     let status = eventually("the remote stream's status", WAIT, || async {
         let proxies = meshd_proxies(server.api_addr).await;
         match proxies.iter().find(|p| {
-            p["diagnostics"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|m| m.as_str().unwrap_or("").contains("withheld")))
+            p["diagnostics"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|m| m.as_str().unwrap_or("").contains("withheld"))
+            })
         }) {
             Some(found) => Ok(found.clone()),
             None => Err(serde_json::to_string(&proxies).unwrap()),

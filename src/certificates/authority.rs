@@ -112,10 +112,11 @@ impl Authority {
             what: what.to_string(),
             reason,
         };
-        let certs = pem::certificates(&stored.certificate).map_err(|source| AuthorityError::Pem {
-            what: what.to_string(),
-            source,
-        })?;
+        let certs =
+            pem::certificates(&stored.certificate).map_err(|source| AuthorityError::Pem {
+                what: what.to_string(),
+                source,
+            })?;
         let key = KeyPair::from_pem(&stored.key).map_err(|e| unusable(format!("the key: {e}")))?;
         let (_, cert) = x509_parser::parse_x509_certificate(certs[0].as_ref())
             .map_err(|e| unusable(e.to_string()))?;
@@ -381,7 +382,11 @@ mod tests {
             panic!("a certificate")
         };
         assert!(key.contains("PRIVATE KEY"));
-        assert_eq!(pem::certificates(&chain).unwrap().len(), 1, "the root is not in the chain");
+        assert_eq!(
+            pem::certificates(&chain).unwrap().len(),
+            1,
+            "the root is not in the chain"
+        );
         let der = &pem::certificates(&chain).unwrap()[0];
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
         let sans: Vec<String> = cert

@@ -123,7 +123,10 @@ async fn export(clients: &Clients, arn: &str) -> Result<SecretMaterial, String> 
     let certificate = exported.certificate().unwrap_or_default();
     let mut chain = certificate.trim_end().to_string();
     chain.push('\n');
-    if let Some(rest) = exported.certificate_chain().filter(|c| !c.trim().is_empty()) {
+    if let Some(rest) = exported
+        .certificate_chain()
+        .filter(|c| !c.trim().is_empty())
+    {
         chain.push_str(rest.trim_end());
         chain.push('\n');
     }
@@ -170,7 +173,10 @@ async fn trust(clients: &Clients, arns: &[String]) -> Result<SecretMaterial, Str
             .send()
             .await
             .map_err(|err| format!("{arn}: {}", error_chain(&err)))?;
-        for part in [ca.certificate(), ca.certificate_chain()].into_iter().flatten() {
+        for part in [ca.certificate(), ca.certificate_chain()]
+            .into_iter()
+            .flatten()
+        {
             if !part.trim().is_empty() {
                 bundle.push_str(part.trim_end());
                 bundle.push('\n');

@@ -34,7 +34,9 @@ impl Authorities {
                     imported.insert(arn, Arc::new(ca));
                 }
                 Ok(None) => {}
-                Err(err) => tracing::error!(%arn, "the CA imported under this ARN cannot be used: {err}"),
+                Err(err) => {
+                    tracing::error!(%arn, "the CA imported under this ARN cannot be used: {err}")
+                }
             }
         }
         Self { default, imported }
@@ -129,7 +131,8 @@ pub async fn follow(store: Arc<Store>, certificates: Arc<Certificates>, config: 
                         .get(query)
                         .is_some_and(|held| held.issuer == ca.fingerprint && now < held.renew_at);
                     (!current).then(|| {
-                        let material = ca.issue(subject, &config.trust_domain, config.cert_ttl, now);
+                        let material =
+                            ca.issue(subject, &config.trust_domain, config.cert_ttl, now);
                         if material.is_ok() {
                             issued.insert(
                                 query.clone(),

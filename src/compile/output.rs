@@ -14,8 +14,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::cloud_map::CloudMapTarget;
-use crate::certificates::SecretQuery;
 use super::proxy::ProxyId;
+use crate::certificates::SecretQuery;
 
 /// One Envoy proxy's complete configuration, each map sorted by resource name.
 #[derive(Debug, Clone, Default, PartialEq)]

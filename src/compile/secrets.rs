@@ -112,11 +112,13 @@ pub fn secret(name: &str, material: &SecretMaterial) -> Secret {
         })
     };
     let r#type = match material {
-        SecretMaterial::Certificate { chain, key, .. } => secret::Type::TlsCertificate(TlsCertificate {
-            certificate_chain: inline(chain),
-            private_key: inline(key),
-            ..Default::default()
-        }),
+        SecretMaterial::Certificate { chain, key, .. } => {
+            secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: inline(chain),
+                private_key: inline(key),
+                ..Default::default()
+            })
+        }
         SecretMaterial::Trust { bundle, .. } => {
             secret::Type::ValidationContext(CertificateValidationContext {
                 trusted_ca: inline(bundle),

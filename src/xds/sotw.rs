@@ -473,8 +473,7 @@ pub(crate) mod tests {
     fn test_unknown_type_is_an_error() {
         let mut stream = SotwStream::new();
         let mut req = request(Cluster, "", "", &[]);
-        req.type_url =
-            "type.googleapis.com/envoy.service.runtime.v3.Runtime".into();
+        req.type_url = "type.googleapis.com/envoy.service.runtime.v3.Runtime".into();
         assert!(stream.on_request(&req, &snapshot(&[])).is_err());
     }
 }

@@ -1327,12 +1327,11 @@ fn acm_tls_from_meshds_ca_is_trusted_refused_and_rotated_without_failures() {
             TaskConfig::node("stranger", "stranger", &[]),
         ],
         |config| {
-            config.acm = meshd::certificates::SourceConfig::Local(
-                meshd::certificates::LocalConfig {
+            config.acm =
+                meshd::certificates::SourceConfig::Local(meshd::certificates::LocalConfig {
                     cert_ttl: std::time::Duration::from_secs(60),
                     ..Default::default()
-                },
-            );
+                });
         },
         |_| {},
     );
@@ -1341,7 +1340,10 @@ fn acm_tls_from_meshds_ca_is_trusted_refused_and_rotated_without_failures() {
         lab.client(task, &["http", url, "--timeout-ms", "10000"])
             .remove(0)
     };
-    assert!(get("front").starts_with("200 name=red"), "front → red over TLS");
+    assert!(
+        get("front").starts_with("200 name=red"),
+        "front → red over TLS"
+    );
     assert!(
         handshakes(&lab, "red", "listener.0.0.0.0_15000.") > 0,
         "red's listener terminated TLS"
