@@ -507,30 +507,10 @@ impl Hub {
     /// them, encoded again and sent where it differs (only the secrets, and what is said
     /// of them, can differ); says how many proxies were sent new ones.
     fn republish_secrets(&self, queries: &BTreeSet<SecretQuery>) -> usize {
-        let changed_at = std::time::Instant::now();
         let proxies = self.secret_followers.lock().of(queries);
-        let mut pushed = 0;
-        for proxy in &proxies {
-            let Some(held) = self.proxies.get(proxy) else {
-                continue;
-            };
-            let next = ProxySnapshot {
-                changed_at: Some(changed_at),
-                ..self.encode(&held.config)
-            };
-            if **held.sender.borrow() == next {
-                continue;
-            }
-            held.sender.send_replace(Arc::new(next));
-            pushed += 1;
-        }
-        tracing::debug!(
-            secrets = queries.len(),
-            pushed,
-            elapsed_us = changed_at.elapsed().as_micros() as u64,
-            "published new certificates"
-        );
-        pushed
+        self.republish(&proxies, "certificates", |held, _| {
+            Some(self.encode(&held.config))
+        })
     }
 
     /// After the instances of `queries` changed: the endpoint assignments of every proxy
@@ -540,31 +520,52 @@ impl Hub {
         let Some(endpoints) = &self.endpoints else {
             return 0;
         };
-        let changed_at = std::time::Instant::now();
         let proxies = self.followers.lock().of(queries);
+        self.republish(&proxies, "Cloud Map endpoints", |held, current| {
+            let assignments = self.interner.endpoints(&filled(&held.config, endpoints));
+            if *current.of(ResourceType::Endpoint) == assignments {
+                return None;
+            }
+            let mut next = current.clone();
+            next.types.insert(ResourceType::Endpoint, assignments);
+            Some(next)
+        })
+    }
+
+    /// Sends each of `proxies` the snapshot `next` makes from its held state and current
+    /// snapshot (`None`: nothing to send), where it differs from the current one; says
+    /// how many were sent one.
+    fn republish(
+        &self,
+        proxies: &BTreeSet<ProxyId>,
+        what: &str,
+        next: impl Fn(&Held, &ProxySnapshot) -> Option<ProxySnapshot>,
+    ) -> usize {
+        let changed_at = std::time::Instant::now();
         let mut pushed = 0;
-        for proxy in &proxies {
+        for proxy in proxies {
             let Some(held) = self.proxies.get(proxy) else {
                 continue;
             };
-            let assignments = self.interner.endpoints(&filled(&held.config, endpoints));
             let current = held.sender.borrow().clone();
-            if *current.of(ResourceType::Endpoint) == assignments {
+            let Some(next) = next(&held, &current) else {
+                continue;
+            };
+            let next = ProxySnapshot {
+                changed_at: Some(changed_at),
+                ..next
+            };
+            if *current == next {
                 continue;
             }
-            let mut next = ProxySnapshot {
-                changed_at: Some(changed_at),
-                ..(*current).clone()
-            };
-            next.types.insert(ResourceType::Endpoint, assignments);
             held.sender.send_replace(Arc::new(next));
             pushed += 1;
         }
         tracing::debug!(
-            services = queries.len(),
+            proxies = proxies.len(),
             pushed,
             elapsed_us = changed_at.elapsed().as_micros() as u64,
-            "published new Cloud Map endpoints"
+            "published new {what}"
         );
         pushed
     }

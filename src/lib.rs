@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod apply;
+pub mod aws_sdk;
 pub mod bootstrap;
 pub mod certificates;
 pub mod cli;

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use common::cli::{AwsCli, SECRET, require_cli};
 use common::envoy::{Envoy, Mode, eventually, meshd_view, require_envoy};
-use common::moto::Moto;
-use common::process::MeshdProcess;
+use common::moto::{Moto, meshd_for_moto};
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -91,18 +90,7 @@ async fn run(meshd_args: &[&str], moto: &Moto, mode: Mode) {
         &endpoint,
     ];
     args.extend_from_slice(meshd_args);
-    let meshd = MeshdProcess::start_under(
-        &[
-            "env",
-            "AWS_ACCESS_KEY_ID=test",
-            "AWS_SECRET_ACCESS_KEY=test",
-            "AWS_EC2_METADATA_DISABLED=true",
-            "AWS_CONFIG_FILE=/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-        ],
-        &args,
-    )
-    .await;
+    let meshd = meshd_for_moto(&args).await;
     let appmesh = AwsCli::at(&format!("http://{}", meshd.api), "appmesh", SECRET);
     appmesh.ok(&["create-mesh", "--mesh-name", "m"]).await;
     let spec = json!({

@@ -13,8 +13,7 @@ use common::cloud_map::{
     wait_for_endpoints,
 };
 use common::envoy::{Envoy, Mode, eventually, meshd_view, require_envoy};
-use common::moto::Moto;
-use common::process::MeshdProcess;
+use common::moto::{Moto, meshd_for_moto};
 
 /// Namespace `local.test` with service `backend` in moto; the service's id.
 async fn create_backend(moto: &AwsCli) -> String {
@@ -67,30 +66,20 @@ async fn instances_in_aws_cloud_map_reach_envoy_and_survive_an_outage() {
     .await;
 
     let endpoint = moto.endpoint();
-    let meshd = MeshdProcess::start_under(
-        &[
-            "env",
-            "AWS_ACCESS_KEY_ID=test",
-            "AWS_SECRET_ACCESS_KEY=test",
-            "AWS_EC2_METADATA_DISABLED=true",
-            "AWS_CONFIG_FILE=/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-        ],
-        &[
-            "--store",
-            "memory",
-            "--xds-addr",
-            "127.0.0.1:0",
-            "--region",
-            common::REGION,
-            "--cloud-map",
-            "aws",
-            "--cloud-map-endpoint",
-            &endpoint,
-            "--cloud-map-interval",
-            "1s",
-        ],
-    )
+    let meshd = meshd_for_moto(&[
+        "--store",
+        "memory",
+        "--xds-addr",
+        "127.0.0.1:0",
+        "--region",
+        common::REGION,
+        "--cloud-map",
+        "aws",
+        "--cloud-map-endpoint",
+        &endpoint,
+        "--cloud-map-interval",
+        "1s",
+    ])
     .await;
     let appmesh = AwsCli::at(&format!("http://{}", meshd.api), "appmesh", SECRET);
     create_mesh(&appmesh).await;

@@ -52,10 +52,7 @@ pub struct Clients {
 
 /// Clients as `config` describes, with credentials from the standard chain.
 pub async fn clients(config: &AwsConfig) -> Clients {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.region.clone()))
-        .load()
-        .await;
+    let shared = crate::aws_sdk::config(&config.region).await;
     let mut acm = aws_sdk_acm::config::Builder::from(&shared);
     if let Some(endpoint) = &config.acm_endpoint {
         acm = acm.endpoint_url(endpoint);

@@ -35,10 +35,7 @@ pub struct AwsConfig {
 
 /// A Cloud Map client as `config` describes, with credentials from the standard chain.
 pub async fn client(config: &AwsConfig) -> Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.region.clone()))
-        .load()
-        .await;
+    let shared = crate::aws_sdk::config(&config.region).await;
     let mut builder = aws_sdk_servicediscovery::config::Builder::from(&shared);
     if let Some(endpoint) = &config.endpoint {
         builder = builder.endpoint_url(endpoint).interceptor(NoHostPrefix);

@@ -69,3 +69,20 @@ impl Moto {
         }
     }
 }
+
+/// A `meshd serve` process with `args`, given test credentials and no other AWS setup,
+/// as one that calls moto needs.
+pub async fn meshd_for_moto(args: &[&str]) -> super::process::MeshdProcess {
+    super::process::MeshdProcess::start_under(
+        &[
+            "env",
+            "AWS_ACCESS_KEY_ID=test",
+            "AWS_SECRET_ACCESS_KEY=test",
+            "AWS_EC2_METADATA_DISABLED=true",
+            "AWS_CONFIG_FILE=/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+        ],
+        args,
+    )
+    .await
+}
