@@ -572,7 +572,9 @@ fn ca_bundle(certificates: &Certificates) -> axum::response::Response {
                 certificates::SourceKind::Aws => {
                     "meshd takes certificates from ACM (--acm aws): it has no CA of its own"
                 }
-                certificates::SourceKind::Local => "meshd's CA is not ready yet",
+                certificates::SourceKind::Local => {
+                "meshd's CA is made when a proxy first needs an ACM certificate or trust, and no proxy has yet"
+            }
             },
         )
         .into_response(),

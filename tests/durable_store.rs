@@ -328,8 +328,8 @@ async fn a_restart_on_the_same_data_directory_gives_back_everything() {
     let compiled_before = compiled(&server.store.snapshot());
     let web = ProxyId::parse("mesh/shop/virtualNode/web").unwrap();
     let (exists, _, web_config) = &compiled_before[&web];
-    let [clusters, _endpoints, listeners, routes] = &web_config[..] else {
-        panic!("four resource types")
+    let [clusters, _endpoints, _secrets, listeners, routes] = &web_config[..] else {
+        panic!("five resource types")
     };
     assert!(
         *exists && !clusters.is_empty() && !listeners.is_empty() && !routes.is_empty(),

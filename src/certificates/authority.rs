@@ -1,4 +1,4 @@
-//! meshd's own certificate authorities: the root generated at first start and kept in
+//! meshd's own certificate authorities: the root generated when a proxy first needs one and kept in
 //! the store (record `authority/root`, so every replica issues from the same one and a
 //! restart keeps it), an intermediate given with `--ca-cert`/`--ca-key` instead, and CAs
 //! imported under an ARN (`meshd ca import`, records `authority/import/<arn>`), which

@@ -2,7 +2,8 @@
 //! each certificate ARN a proxy's listener names gets a leaf issued for that proxy's
 //! virtual node or gateway (see [`Authority::issue`]), valid `--cert-ttl` and issued again
 //! at two thirds of its life; each CA ARN a client trusts stands for the CA that issues
-//! (meshd's, or the one imported under that ARN).
+//! (meshd's, or the one imported under that ARN). The root is generated when a proxy
+//! first needs an ACM secret, not before.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -88,6 +89,21 @@ fn trust(authorities: &Authorities, arns: &[String]) -> Result<SecretMaterial, A
 /// Follows what the hub wants until the store is gone: issues, renews and re-issues
 /// (when the CA behind an ARN changes) every certificate, and reports every trust.
 pub async fn follow(store: Arc<Store>, certificates: Arc<Certificates>, config: LocalConfig) {
+    // The root is made (and its key stored) only once a proxy needs an ACM secret: a
+    // mesh without ACM keeps no CA key.
+    if config.intermediate.is_none()
+        && authority::stored_root(&store.snapshot())
+            .ok()
+            .flatten()
+            .is_none()
+        && certificates
+            .wanted()
+            .wait_for(|wanted| !wanted.is_empty())
+            .await
+            .is_err()
+    {
+        return;
+    }
     let default = loop {
         let (store, config) = (store.clone(), config.clone());
         match tokio::task::spawn_blocking(move || default_authority(&store, &config)).await {
