@@ -423,4 +423,27 @@ mod tests {
         let err = Authority::new("ca.pem", mixed).err().unwrap();
         assert_eq!(err.to_string(), "ca.pem: the key is not the certificate's");
     }
+
+    #[test]
+    fn an_imported_ca_stands_for_its_arn_and_a_bad_one_is_refused_unstored() {
+        let store = Store::in_memory(Default::default());
+        let arn = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/prod";
+        let ca = generate_root(SystemTime::now()).unwrap();
+        import(&store, arn, ca.clone()).unwrap();
+        let snapshot = store.snapshot();
+        assert_eq!(imported_arns(&snapshot), [arn]);
+        assert_eq!(imported(&snapshot, arn).unwrap(), Some(ca.clone()));
+        assert_eq!(stored_root(&snapshot).unwrap(), None, "no root was made");
+
+        let other = generate_root(SystemTime::now()).unwrap();
+        let mixed = StoredAuthority {
+            certificate: other.certificate,
+            key: ca.key,
+        };
+        assert!(import(&store, "arn:other", mixed).is_err());
+        assert_eq!(imported_arns(&store.snapshot()), [arn]);
+        // The root, once made, is the same for every later ask.
+        let root = ensure_root(&store).unwrap();
+        assert_eq!(ensure_root(&store).unwrap(), root);
+    }
 }
