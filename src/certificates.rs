@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::compile::ProxyId;
-use crate::feed::Feed;
+use crate::feed::{EntryState, Feed};
 
 pub use pem::{CertificateFacts, PemError, certificate_facts};
 
@@ -261,13 +261,10 @@ impl Certificates {
         self.feed.answer(query)
     }
 
-    /// Why `query` cannot be had now, while it cannot.
-    pub fn failure(&self, query: &SecretQuery) -> Option<String> {
-        self.feed
-            .entries()
-            .into_iter()
-            .find(|(followed, _)| followed == query)
-            .and_then(|(_, state)| state.failure)
+    /// What is known of `query`: the material found, and why it cannot be had now
+    /// (while it cannot).
+    pub fn state(&self, query: &SecretQuery) -> Option<EntryState<SecretMaterial>> {
+        self.feed.state(query)
     }
 
     /// The hub's needs: exactly `queries` are followed from now on.

@@ -49,6 +49,16 @@ pub struct EntryState<V> {
     pub failure: Option<String>,
 }
 
+impl<V> EntryState<V> {
+    fn of(entry: &Entry<V>) -> Self {
+        Self {
+            answer: entry.answer.clone(),
+            last_success: entry.last_success,
+            failure: entry.failure.clone(),
+        }
+    }
+}
+
 /// What a report changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reported {
@@ -91,6 +101,11 @@ impl<Q: Ord + Clone, V: PartialEq> Feed<Q, V> {
             .lock()
             .get(query)
             .and_then(|entry| entry.answer.clone())
+    }
+
+    /// What is known of `query`, if it is followed.
+    pub fn state(&self, query: &Q) -> Option<EntryState<V>> {
+        self.followed.lock().get(query).map(EntryState::of)
     }
 
     /// The hub's needs: exactly `queries` are followed from now on (what is known of
@@ -165,16 +180,7 @@ impl<Q: Ord + Clone, V: PartialEq> Feed<Q, V> {
         self.followed
             .lock()
             .iter()
-            .map(|(query, entry)| {
-                (
-                    query.clone(),
-                    EntryState {
-                        answer: entry.answer.clone(),
-                        last_success: entry.last_success,
-                        failure: entry.failure.clone(),
-                    },
-                )
-            })
+            .map(|(query, entry)| (query.clone(), EntryState::of(entry)))
             .collect()
     }
 }

@@ -17,6 +17,7 @@
 //! way: the hub tells it which secrets its proxies name, serves each proxy the ones its
 //! own configuration names, and republishes a proxy's secrets when they change.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -418,8 +419,8 @@ impl Hub {
         }
         let mut diagnostics = Vec::new();
         let endpoints = match (&self.endpoints, config.cloud_map.is_empty()) {
-            (_, true) => config.endpoints.clone(),
-            (Some(endpoints), false) => filled(config, endpoints),
+            (_, true) => Cow::Borrowed(&config.endpoints),
+            (Some(endpoints), false) => Cow::Owned(filled(config, endpoints)),
             (None, false) => {
                 diagnostics.extend(config.cloud_map.iter().map(|(cluster, target)| {
                     format!(
@@ -427,7 +428,7 @@ impl Hub {
                         target.query
                     )
                 }));
-                config.endpoints.clone()
+                Cow::Borrowed(&config.endpoints)
             }
         };
         let served = self.served_secrets(config, &mut diagnostics);
@@ -450,10 +451,11 @@ impl Hub {
                 ));
                 continue;
             };
-            if let Some(failure) = certificates.failure(query) {
+            let state = certificates.state(query);
+            if let Some(failure) = state.as_ref().and_then(|s| s.failure.as_ref()) {
                 diagnostics.push(format!("secret {name}: {failure}"));
             }
-            match certificates.material(query) {
+            match state.and_then(|s| s.answer) {
                 Some(material) => {
                     served
                         .expiry
