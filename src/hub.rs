@@ -57,18 +57,10 @@ fn push_window(took: Duration, longest: Duration) -> Duration {
     took.saturating_mul(2).min(longest)
 }
 
-/// The next change of instances `endpoints` found; never, without a source.
-async fn endpoint_changes(endpoints: Option<&Endpoints>) -> BTreeSet<ServiceQuery> {
-    match endpoints {
-        Some(endpoints) => endpoints.changed().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next change of secrets `certificates` found; never, without a source.
-async fn certificate_changes(certificates: Option<&Certificates>) -> BTreeSet<SecretQuery> {
-    match certificates {
-        Some(certificates) => certificates.changed().await,
+/// What `changed` (a source's next change) yields; never, without a source.
+async fn next_change<T>(changed: Option<impl std::future::Future<Output = T>>) -> T {
+    match changed {
+        Some(changed) => changed.await,
         None => std::future::pending().await,
     }
 }
@@ -301,7 +293,7 @@ impl Hub {
         loop {
             tokio::select! {
                 changed = feed.changed() => if changed.is_err() { return },
-                queries = endpoint_changes(self.endpoints.as_deref()) => {
+                queries = next_change(self.endpoints.as_deref().map(Endpoints::changed)) => {
                     // Not coalesced with the store's changes, nor held up by their window:
                     // filling assignments is cheap, and its own publications are serial.
                     let hub = self.clone();
@@ -312,7 +304,7 @@ impl Hub {
                     }
                     continue;
                 }
-                queries = certificate_changes(self.certificates.as_deref()) => {
+                queries = next_change(self.certificates.as_deref().map(Certificates::changed)) => {
                     let hub = self.clone();
                     let republished =
                         tokio::task::spawn_blocking(move || hub.republish_secrets(&queries)).await;
