@@ -99,14 +99,15 @@ async fn instances_in_aws_cloud_map_reach_envoy_and_survive_an_outage() {
     wait_for_endpoints(&envoy, &v1, &["127.0.0.11:8080", "127.0.0.13:8080"]).await;
     deregister(&cloud_map, &service, "i1").await;
     wait_for_endpoints(&envoy, &v1, &["127.0.0.13:8080"]).await;
-    let status = backend_status(meshd.api, "meshd to follow backend", |s| {
-        s["stale"] == false && s["lastSuccess"].is_u64()
+    // i2 and i3: one query follows every instance, the v1 one only i3. Each
+    // query polls on its own schedule, so the unfiltered one may still hold i1
+    // for up to an interval after Envoy lost it.
+    let status = backend_status(meshd.api, "meshd to follow i2 and i3", |s| {
+        s["stale"] == false && s["lastSuccess"].is_u64() && s["instances"] == 2
     })
     .await;
     assert_eq!(status["namespace"], "local.test", "{status}");
     assert_eq!(status["source"], "aws", "{status}");
-    // i2 and i3: the v6 node follows every instance, the v1 node only i3.
-    assert_eq!(status["instances"], 2, "{status}");
 
     // Cloud Map unreachable: the last endpoints stay, and the status says stale.
     moto.stop().await;
