@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release --example write_latency            # 500 creates; 8 writers × 100 updates
 //! cargo run --release --example write_latency -- 2000 16 200
+//! # durable writes with 1, 8 and 32 concurrent writers, 200 updates each:
+//! cargo run --release --example write_latency -- 500 0 200 --writers 1,8,32 --store embedded
 //! # etcd too (a meshd built with the etcd feature, and a running etcd):
 //! cargo run --release --features etcd --example write_latency -- \
 //!     --store memory --store embedded --store etcd --etcd-endpoints http://127.0.0.1:2379
@@ -11,9 +13,11 @@
 //!
 //! Two workloads per backend: creates of virtual nodes one at a time (the latency one
 //! client sees), then updates from several concurrent writers, each to its own node
-//! (throughput; writes are serialised by the store, and with the embedded store each
-//! is durable, two fsyncs, before it is answered; with etcd each is one etcd
-//! transaction, committed by the etcd cluster before it is answered). The embedded
+//! (throughput; writes are decided one after another by the store, and with the
+//! embedded store each is durable before it is answered, concurrent ones sharing a
+//! commit and its two fsyncs; with etcd each is one etcd transaction, committed by the
+//! etcd cluster before it is answered). `--writers 1,8,32` measures the concurrent
+//! workload once per writer count, on the same meshd, a row each. The embedded
 //! store writes to a temporary directory (`TMPDIR`), so the figures depend on that file
 //! system's fsync; etcd's depend on where its data directory is. Without `--store`, the
 //! memory and embedded stores are measured (and etcd, if `--etcd-endpoints` is given).
@@ -42,16 +46,15 @@ struct Figures {
     sequential_p50: f64,
     sequential_p99: f64,
     sequential_per_second: f64,
-    concurrent_p50: f64,
-    concurrent_p99: f64,
-    concurrent_per_second: f64,
+    /// Per writer count: (writers, update p50, update p99, writes/s).
+    concurrent: Vec<(usize, f64, f64, f64)>,
 }
 
 async fn measure(
     store: StoreConfig,
     authentication: Authentication,
     creates: usize,
-    writers: usize,
+    writer_counts: &[usize],
     updates: usize,
 ) -> Figures {
     let account = Account {
@@ -91,6 +94,28 @@ async fn measure(
     latencies.sort();
     let (sequential_p50, sequential_p99) = (percentile(&latencies, 50), percentile(&latencies, 99));
 
+    let mut concurrent = Vec::new();
+    for &writers in writer_counts {
+        let (p50, p99, per_second) = update_concurrently(&client, creates, writers, updates).await;
+        concurrent.push((writers, p50, p99, per_second));
+    }
+    server.shutdown().await.unwrap();
+    Figures {
+        sequential_p50,
+        sequential_p99,
+        sequential_per_second: creates as f64 / sequential_elapsed.as_secs_f64(),
+        concurrent,
+    }
+}
+
+/// `writers` concurrent tasks, each updating its own node `updates` times: update p50
+/// and p99 (ms) and writes per second.
+async fn update_concurrently(
+    client: &aws_sdk_appmesh::Client,
+    creates: usize,
+    writers: usize,
+    updates: usize,
+) -> (f64, f64, f64) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
@@ -122,23 +147,21 @@ async fn measure(
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    let concurrent_elapsed = started.elapsed();
+    let elapsed = started.elapsed();
     latencies.sort();
-    server.shutdown().await.unwrap();
-    Figures {
-        sequential_p50,
-        sequential_p99,
-        sequential_per_second: creates as f64 / sequential_elapsed.as_secs_f64(),
-        concurrent_p50: percentile(&latencies, 50),
-        concurrent_p99: percentile(&latencies, 99),
-        concurrent_per_second: latencies.len() as f64 / concurrent_elapsed.as_secs_f64(),
-    }
+    (
+        percentile(&latencies, 50),
+        percentile(&latencies, 99),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+    )
 }
 
-/// The command line: counts (positional), `--store NAME` (repeatable),
+/// The command line: counts (positional: creates, writers, updates), `--writers
+/// N[,N…]` (writer counts, instead of the second count), `--store NAME` (repeatable),
 /// `--etcd-endpoints URL[,URL…]`.
 struct Args {
     counts: Vec<usize>,
+    writers: Vec<usize>,
     stores: Vec<String>,
     etcd_endpoints: Option<Vec<String>>,
 }
@@ -146,6 +169,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         counts: Vec::new(),
+        writers: Vec::new(),
         stores: Vec::new(),
         etcd_endpoints: None,
     };
@@ -155,6 +179,13 @@ fn parse_args() -> Args {
             "--store" => args
                 .stores
                 .push(words.next().expect("--store needs a store name")),
+            "--writers" => {
+                let counts = words.next().expect("--writers needs counts: 1,8,32");
+                args.writers = counts
+                    .split(',')
+                    .map(|count| count.parse().expect("writer counts are whole numbers"))
+                    .collect();
+            }
             "--etcd-endpoints" => {
                 let endpoints = words.next().expect("--etcd-endpoints needs URLs");
                 args.etcd_endpoints = Some(endpoints.split(',').map(str::to_string).collect());
@@ -177,15 +208,22 @@ fn parse_args() -> Args {
 async fn main() {
     let args = parse_args();
     let arg = |index: usize, default: usize| args.counts.get(index).copied().unwrap_or(default);
-    let (creates, writers, updates) = (arg(0, 500).max(1), arg(1, 8).max(1), arg(2, 100).max(1));
+    let (creates, updates) = (arg(0, 500).max(1), arg(2, 100).max(1));
+    let writer_counts = if args.writers.is_empty() {
+        vec![arg(1, 8).max(1)]
+    } else {
+        args.writers.clone()
+    };
     if cfg!(debug_assertions) {
         eprintln!("note: a debug build; run with --release for figures worth recording");
     }
-    println!("{creates} sequential creates; then {writers} concurrent writers × {updates} updates");
     println!(
-        "| backend | create p50 | create p99 | sequential writes/s | update p50 ({writers} writers) | update p99 | concurrent writes/s |"
+        "{creates} sequential creates; then {writer_counts:?} concurrent writers × {updates} updates each"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| backend | create p50 | create p99 | sequential writes/s | writers | update p50 | update p99 | concurrent writes/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let data_dir = tempfile::tempdir().expect("a temporary data directory");
     // The key pair `sdk::sdk_client` signs with, for the `+sigv4` runs.
     let credentials_file = data_dir.path().join("credentials");
@@ -228,15 +266,12 @@ async fn main() {
                 "unknown store {other:?}: memory, embedded or etcd (each with or without +sigv4)"
             ),
         };
-        let f = measure(store, authentication, creates, writers, updates).await;
-        println!(
-            "| {name} | {:.2} ms | {:.2} ms | {:.0} | {:.2} ms | {:.2} ms | {:.0} |",
-            f.sequential_p50,
-            f.sequential_p99,
-            f.sequential_per_second,
-            f.concurrent_p50,
-            f.concurrent_p99,
-            f.concurrent_per_second
-        );
+        let f = measure(store, authentication, creates, &writer_counts, updates).await;
+        for (writers, p50, p99, per_second) in f.concurrent {
+            println!(
+                "| {name} | {:.2} ms | {:.2} ms | {:.0} | {writers} | {p50:.2} ms | {p99:.2} ms | {per_second:.0} |",
+                f.sequential_p50, f.sequential_p99, f.sequential_per_second,
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod etcd_access;
+mod group;
 mod integrity;
 mod open_error;
 mod records;
@@ -46,6 +47,7 @@ pub use records::{
 };
 #[cfg(feature = "etcd")]
 use shared::Follower;
+use group::{Decision, GroupCommit};
 use shared::Shared;
 pub use snapshot::{Change, IdempotencyRecord, MAX_REMEMBERED_TOKENS, Snapshot};
 
@@ -157,6 +159,8 @@ pub enum Write {
 pub struct Store {
     shared: Arc<Shared>,
     backend: Box<dyn Backend>,
+    /// Groups concurrent writes into one commit, with a backend that allows it.
+    group: GroupCommit,
     limits: Limits,
 }
 
@@ -187,6 +191,7 @@ impl Store {
                 Ok(Self {
                     shared,
                     backend: Box::new(backend),
+                    group: GroupCommit::default(),
                     limits,
                 })
             }
@@ -200,6 +205,7 @@ impl Store {
         Self {
             shared: Shared::new(initial),
             backend,
+            group: GroupCommit::default(),
             limits,
         }
     }
@@ -225,16 +231,17 @@ impl Store {
     /// deleted resource with status `DELETED`). With `idempotency`, a request that repeats
     /// an earlier one's token and content gets the earlier answer and changes nothing.
     ///
-    /// Blocks the calling thread while the backend commits (API handlers call it on
-    /// blocking threads). When another replica committed first, the write is checked
-    /// again once this replica has caught up, up to [`MAX_WRITE_ATTEMPTS`] times.
+    /// Blocks the calling thread until the write is durable (API handlers call it on
+    /// blocking threads); concurrent writes share one commit when the backend allows it.
+    /// When another replica committed first, the write is checked again once this
+    /// replica has caught up, up to [`MAX_WRITE_ATTEMPTS`] times.
     pub fn apply(
         &self,
         write: Write,
         idempotency: Option<Idempotency>,
     ) -> Result<Arc<Resource>, StoreError> {
-        self.retrying(
-            || self.try_apply(write.clone(), idempotency.clone()),
+        self.write(
+            |current| self.decide_apply(current, write.clone(), idempotency.clone()),
             |err| err,
         )
     }
@@ -251,21 +258,31 @@ impl Store {
         &self,
         decide: impl Fn(&Snapshot) -> Result<(RecordWrite, T), E>,
     ) -> Result<T, TransactError<E>> {
-        self.retrying(|| self.try_transact(&decide), TransactError::Store)
+        self.write(
+            |current| decide_transact(current, &decide),
+            TransactError::Store,
+        )
     }
 
-    /// Makes attempts until one is not behind another replica's commit; `store_error`
-    /// turns the store's own failures into the caller's error.
-    fn retrying<T, E>(
+    /// Decides a write on the latest state with `decide` and commits what it decided:
+    /// grouped with concurrent writes when the backend allows it, else alone, checked
+    /// again after another replica's commit. `store_error` turns the store's own
+    /// failures into the caller's error.
+    fn write<T, E>(
         &self,
-        mut attempt: impl FnMut() -> Result<T, Attempt<E>>,
+        decide: impl Fn(&Snapshot) -> Decision<T, E>,
         store_error: impl Fn(StoreError) -> E,
     ) -> Result<T, E> {
+        if self.backend.groups_commits() {
+            return self
+                .group
+                .write(&self.shared, &*self.backend, &decide, store_error);
+        }
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match attempt() {
+            match self.commit_alone(&decide) {
                 Err(Attempt::Behind { revision }) => {
                     if attempts >= MAX_WRITE_ATTEMPTS {
                         return Err(store_error(StoreError::Contended { attempts }));
@@ -277,79 +294,70 @@ impl Store {
                     }
                 }
                 Err(Attempt::Refused(err)) => return Err(err),
+                Err(Attempt::Failed(err)) => return Err(store_error(err)),
                 Ok(result) => return Ok(result),
             }
         }
     }
 
-    /// Decides a transaction on the current snapshot and commits it once.
-    fn try_transact<T, E>(
+    /// Decides a write on the current snapshot under the writer lock and commits it
+    /// once, alone.
+    fn commit_alone<T, E>(
         &self,
-        decide: &impl Fn(&Snapshot) -> Result<(RecordWrite, T), E>,
-    ) -> Result<T, Attempt<TransactError<E>>> {
+        decide: &impl Fn(&Snapshot) -> Decision<T, E>,
+    ) -> Result<T, Attempt<E>> {
         let _writing = self.shared.writer.lock();
         let started = Instant::now();
         let current = self.snapshot();
-        let (records, answer) =
-            decide(&current).map_err(|err| Attempt::Refused(TransactError::Refused(err)))?;
-        if records.is_empty() {
-            return Ok(answer);
-        }
-        let mut next = (*current).clone();
-        next.revision += 1;
-        next.write_records(&records);
-        let commit = Commit {
-            revision: next.revision,
-            records,
-            ..Commit::default()
-        };
-        self.commit(next, &commit, started)
-            .map_err(|attempt| attempt.map_refusal(TransactError::Store))?;
-        Ok(answer)
-    }
-
-    /// Records `commit` in the backend and publishes `next`, the snapshot it makes.
-    fn commit(
-        &self,
-        next: Snapshot,
-        commit: &Commit,
-        started: Instant,
-    ) -> Result<(), Attempt<StoreError>> {
-        match self.backend.commit(commit) {
-            Ok(()) => {}
-            Err(BackendError::Behind { revision }) => return Err(Attempt::Behind { revision }),
-            Err(BackendError::Unavailable(detail)) => {
-                return Err(Attempt::Refused(StoreError::Unavailable(detail)));
+        match decide(&current) {
+            Decision::Refused(err) => Err(Attempt::Refused(err)),
+            Decision::Unchanged(answer) => Ok(answer),
+            Decision::Changed {
+                next,
+                commit,
+                answer,
+            } => {
+                match self.backend.commit(&commit) {
+                    Ok(()) => {}
+                    Err(BackendError::Behind { revision }) => {
+                        return Err(Attempt::Behind { revision });
+                    }
+                    Err(BackendError::Unavailable(detail)) => {
+                        return Err(Attempt::Failed(StoreError::Unavailable(detail)));
+                    }
+                }
+                self.shared.publish(Arc::new(next));
+                crate::metrics::store_write(started.elapsed());
+                Ok(answer)
             }
         }
-        self.shared.publish(Arc::new(next));
-        crate::metrics::store_write(started.elapsed());
-        Ok(())
     }
 
-    /// Checks `write` against the current snapshot and commits it once.
-    fn try_apply(
+    /// Checks `write` against `current`: refused, an idempotent repeat's earlier
+    /// answer, or the snapshot and commit it makes.
+    fn decide_apply(
         &self,
+        current: &Snapshot,
         write: Write,
         idempotency: Option<Idempotency>,
-    ) -> Result<Arc<Resource>, Attempt<StoreError>> {
-        let _writing = self.shared.writer.lock();
-        let started = Instant::now();
-        let current = self.snapshot();
+    ) -> Decision<Arc<Resource>, StoreError> {
         if let Some(idempotency) = &idempotency
             && let Some(record) = current.token(&idempotency.token)
         {
             return if record.fingerprint == idempotency.fingerprint {
-                Ok(record.result.clone())
+                Decision::Unchanged(record.result.clone())
             } else {
-                Err(Attempt::Refused(StoreError::TokenReused {
+                Decision::Refused(StoreError::TokenReused {
                     token: idempotency.token.clone(),
-                }))
+                })
             };
         }
-        let mut next = (*current).clone();
+        let (result, puts, deletes) = match self.prepare(current, write) {
+            Ok(prepared) => prepared,
+            Err(err) => return Decision::Refused(err),
+        };
+        let mut next = current.clone();
         next.revision += 1;
-        let (result, puts, deletes) = self.prepare(&current, write).map_err(Attempt::Refused)?;
         for put in &puts {
             next.put(put.clone());
         }
@@ -373,8 +381,11 @@ impl Store {
             forgotten_tokens,
             records: RecordWrite::none(),
         };
-        self.commit(next, &commit, started)?;
-        Ok(result)
+        Decision::Changed {
+            next,
+            commit,
+            answer: result,
+        }
     }
 
     /// Checks `write` against `current` and works out what it changes: the result to
@@ -490,19 +501,39 @@ impl Store {
 
 /// How one attempt at a write ended, if not with success.
 enum Attempt<E> {
-    /// The write is refused (or the backend is unavailable): the answer to give.
+    /// The write is refused: the answer to give.
     Refused(E),
+    /// The backend did not take the write.
+    Failed(StoreError),
     /// Another replica committed first; the shared store is at `revision`.
     Behind { revision: u64 },
 }
 
-impl<E> Attempt<E> {
-    /// The same attempt with its refusal turned into another error.
-    fn map_refusal<F>(self, into: impl FnOnce(E) -> F) -> Attempt<F> {
-        match self {
-            Attempt::Refused(err) => Attempt::Refused(into(err)),
-            Attempt::Behind { revision } => Attempt::Behind { revision },
-        }
+/// Runs a transaction's `decide` on `current`: its refusal, its answer alone when it
+/// writes no records, or the snapshot and commit its records make.
+fn decide_transact<T, E>(
+    current: &Snapshot,
+    decide: &impl Fn(&Snapshot) -> Result<(RecordWrite, T), E>,
+) -> Decision<T, TransactError<E>> {
+    let (records, answer) = match decide(current) {
+        Ok(decided) => decided,
+        Err(err) => return Decision::Refused(TransactError::Refused(err)),
+    };
+    if records.is_empty() {
+        return Decision::Unchanged(answer);
+    }
+    let mut next = current.clone();
+    next.revision += 1;
+    next.write_records(&records);
+    let commit = Commit {
+        revision: next.revision,
+        records,
+        ..Commit::default()
+    };
+    Decision::Changed {
+        next,
+        commit,
+        answer,
     }
 }
 

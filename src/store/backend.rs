@@ -33,6 +33,21 @@ pub trait Backend: Send + Sync {
     /// Records `commit`, which was checked against the store at revision
     /// `commit.revision - 1`, or explains why it could not. Nothing is recorded on `Err`.
     fn commit(&self, commit: &Commit) -> Result<(), BackendError>;
+
+    /// Whether [`Backend::commit_group`] records several commits atomically, so that the
+    /// store may group concurrent writes into one commit (see `store/group.rs`). A
+    /// backend shared by replicas, whose commits are each checked against the shared
+    /// revision, says no.
+    fn groups_commits(&self) -> bool {
+        false
+    }
+
+    /// Records `commits` (consecutive revisions, the first checked against the store at
+    /// `revision - 1`), all of them or none. Called with several only when
+    /// [`Backend::groups_commits`]; the default records them one by one.
+    fn commit_group(&self, commits: &[&Commit]) -> Result<(), BackendError> {
+        commits.iter().try_for_each(|commit| self.commit(commit))
+    }
 }
 
 /// Why a backend did not record a commit.
@@ -58,6 +73,14 @@ pub struct MemoryBackend;
 
 impl Backend for MemoryBackend {
     fn commit(&self, _commit: &Commit) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn groups_commits(&self) -> bool {
+        true
+    }
+
+    fn commit_group(&self, _commits: &[&Commit]) -> Result<(), BackendError> {
         Ok(())
     }
 }

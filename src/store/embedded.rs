@@ -27,7 +27,9 @@
 //!   integrity, see [`Snapshot::check_consistent`]) before meshd serves anything.
 //! - redb locks the file, so a second meshd on the same directory is refused.
 //!
-//! The cost is two fsyncs per write; `examples/write_latency.rs` measures it.
+//! The cost is two fsyncs per commit. Concurrent writes share a commit (the store's
+//! group commit, `store/group.rs`), so under load it is two fsyncs per group of writes;
+//! `examples/write_latency.rs` measures it.
 
 mod layout;
 mod load;
@@ -104,25 +106,32 @@ impl EmbeddedBackend {
         &self.path
     }
 
-    fn write(db: &Database, commit: &Commit) -> Result<(), redb::Error> {
+    /// Records `commits` (consecutive revisions) in one transaction: one atomic,
+    /// durable commit however many writes it holds.
+    fn write(db: &Database, commits: &[&Commit]) -> Result<(), redb::Error> {
+        let (Some(first), Some(last)) = (commits.first(), commits.last()) else {
+            return Ok(());
+        };
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.set_two_phase_commit(true);
         {
             let mut meta = txn.open_table(META)?;
             let stored = meta.get(REVISION_KEY)?.map(|entry| entry.value());
-            if stored != Some(commit.revision - 1) {
+            if stored != Some(first.revision - 1) {
                 // Only after a failed commit whose outcome is unknown: memory and file
                 // may disagree, and only reading the file back settles it.
                 return Err(redb::Error::Corrupted(format!(
                     "the file is at revision {stored:?}, not {}; restart meshd to reload it",
-                    commit.revision - 1
+                    first.revision - 1
                 )));
             }
-            meta.insert(REVISION_KEY, commit.revision)?;
+            meta.insert(REVISION_KEY, last.revision)?;
         }
-        {
-            let mut resources = txn.open_table(RESOURCES)?;
+        let mut resources = txn.open_table(RESOURCES)?;
+        let mut records = txn.open_table(RECORDS)?;
+        let mut tokens = txn.open_table(TOKENS)?;
+        for commit in commits {
             for resource in &commit.puts {
                 resources.insert(
                     encode_key(&resource.key).as_str(),
@@ -132,23 +141,20 @@ impl EmbeddedBackend {
             for key in &commit.deletes {
                 resources.remove(encode_key(key).as_str())?;
             }
-        }
-        if !commit.records.is_empty() {
-            let mut records = txn.open_table(RECORDS)?;
             for (key, value) in &commit.records.puts {
                 records.insert(key.encode().as_str(), &**value)?;
             }
             for key in &commit.records.deletes {
                 records.remove(key.encode().as_str())?;
             }
-        }
-        if let Some((token, record)) = &commit.token {
-            let mut tokens = txn.open_table(TOKENS)?;
-            tokens.insert(commit.revision, token_value(token, record).as_slice())?;
-            while tokens.len()? > MAX_REMEMBERED_TOKENS as u64 {
-                tokens.pop_first()?;
+            if let Some((token, record)) = &commit.token {
+                tokens.insert(commit.revision, token_value(token, record).as_slice())?;
+                while tokens.len()? > MAX_REMEMBERED_TOKENS as u64 {
+                    tokens.pop_first()?;
+                }
             }
         }
+        drop((resources, records, tokens));
         txn.commit()?;
         Ok(())
     }
@@ -164,11 +170,20 @@ fn poisons(err: &redb::Error) -> bool {
 }
 
 impl Backend for EmbeddedBackend {
-    /// Commits `commit`. After a write that failed on I/O (a full disk), the file is
-    /// closed and opened again on the next commit, so that writes work again once the
-    /// cause is gone, without a restart; the failed write was not committed (redb's
-    /// two-phase commit), so the file is still at the revision before it.
+    /// Commits `commit` alone (see [`Backend::commit_group`]).
     fn commit(&self, commit: &Commit) -> Result<(), BackendError> {
+        self.commit_group(&[commit])
+    }
+
+    fn groups_commits(&self) -> bool {
+        true
+    }
+
+    /// Commits `commits` as one transaction. After a write that failed on I/O (a full
+    /// disk), the file is closed and opened again on the next commit, so that writes
+    /// work again once the cause is gone, without a restart; the failed write was not
+    /// committed (redb's two-phase commit), so the file is still at the revision before it.
+    fn commit_group(&self, commits: &[&Commit]) -> Result<(), BackendError> {
         let unavailable = |err: &dyn std::fmt::Display| {
             tracing::error!(path = %self.path.display(), "a write to the data file failed: {err}");
             BackendError::Unavailable(format!("cannot write {}: {err}", self.path.display()))
@@ -183,7 +198,7 @@ impl Backend for EmbeddedBackend {
             *db = Some(reopened);
         }
         let open = db.as_ref().expect("opened above");
-        Self::write(open, commit).map_err(|err| {
+        Self::write(open, commits).map_err(|err| {
             if poisons(&err) {
                 *db = None;
             }

@@ -271,6 +271,7 @@ mod tests {
         let store = Store {
             shared,
             backend: Box::new(backend),
+            group: Default::default(),
             limits: Limits::default(),
         };
         let create = |name: &str| Write::Create {
