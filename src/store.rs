@@ -40,6 +40,7 @@ pub use error::StoreError;
 #[cfg(feature = "etcd")]
 pub use etcd::{ETCD_FORMAT_VERSION, EtcdBackend, REQUEST_TIMEOUT as ETCD_REQUEST_TIMEOUT};
 pub use etcd_access::EtcdAccess;
+use group::{Decision, GroupCommit};
 pub use integrity::Inconsistency;
 pub use open_error::OpenError;
 pub use records::{
@@ -47,7 +48,6 @@ pub use records::{
 };
 #[cfg(feature = "etcd")]
 use shared::Follower;
-use group::{Decision, GroupCommit};
 use shared::Shared;
 pub use snapshot::{Change, IdempotencyRecord, MAX_REMEMBERED_TOKENS, Snapshot};
 
@@ -326,7 +326,7 @@ impl Store {
                         return Err(Attempt::Failed(StoreError::Unavailable(detail)));
                     }
                 }
-                self.shared.publish(Arc::new(next));
+                self.shared.publish(next);
                 crate::metrics::store_write(started.elapsed());
                 Ok(answer)
             }
@@ -382,7 +382,7 @@ impl Store {
             records: RecordWrite::none(),
         };
         Decision::Changed {
-            next,
+            next: Arc::new(next),
             commit,
             answer: result,
         }
@@ -531,7 +531,7 @@ fn decide_transact<T, E>(
         ..Commit::default()
     };
     Decision::Changed {
-        next,
+        next: Arc::new(next),
         commit,
         answer,
     }

@@ -38,7 +38,7 @@ pub(super) enum Decision<T, E> {
     /// A change: the snapshot it leads to, what the backend must record, the answer.
     Changed {
         /// The snapshot after the write.
-        next: Snapshot,
+        next: Arc<Snapshot>,
         /// What the backend records.
         commit: Commit,
         /// The answer once the write is durable.
@@ -98,7 +98,6 @@ impl GroupCommit {
                     commit,
                     answer,
                 } => {
-                    let next = Arc::new(next);
                     pending.head = Some(next.clone());
                     (Some((commit, next)), Ok(answer))
                 }
@@ -353,9 +352,7 @@ mod tests {
         gate.fail_call(1);
         gate.set(true);
         assert!(first.recv().unwrap().is_ok());
-        let unavailable = |answer: Result<_, StoreError>| {
-            matches!(answer, Err(StoreError::Unavailable(detail)) if detail.contains("the disk is full"))
-        };
+        let unavailable = |answer: Result<_, StoreError>| matches!(answer, Err(StoreError::Unavailable(detail)) if detail.contains("the disk is full"));
         assert!(unavailable(second.recv().unwrap()));
         assert!(
             unavailable(repeat.recv().unwrap()),
