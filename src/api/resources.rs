@@ -2,7 +2,7 @@
 //! kinds), written once over the kind: the kinds differ only in names, paths and specs.
 
 use axum::Json;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::model::{ResourceKey, ResourceKind};
 use crate::store::{Idempotency, Write};
@@ -163,7 +163,7 @@ pub fn delete(app: &App, scope: Scope, name: &str, query: &Query) -> Result<Json
 }
 
 /// `List*`: a `GET` of the collection, in name order, `limit` (1 to 100) at a time.
-pub fn list(app: &App, scope: Scope, query: &Query) -> Result<Json<Value>, ApiError> {
+pub fn list(app: &App, scope: Scope, query: &Query) -> Result<render::JsonBody, ApiError> {
     scope.check_path_names()?;
     check_owner(app, &scope, query)?;
     let limit = query.limit(100)?;
@@ -194,14 +194,10 @@ pub fn list(app: &App, scope: Scope, query: &Query) -> Result<Json<Value>, ApiEr
         let items = snapshot.list(&scope.mesh, scope.kind, &scope.parent, after.as_deref());
         pagination::page(items, limit, |resource| resource.key.name.clone())
     };
-    let mut out = Map::new();
-    let refs: Vec<Value> = items
-        .iter()
-        .map(|r| render::reference(&app.account, r))
-        .collect();
-    out.insert(render::list_member(scope.kind).into(), Value::Array(refs));
-    if let Some(next) = next {
-        out.insert("nextToken".into(), json!(next));
-    }
-    Ok(Json(Value::Object(out)))
+    Ok(render::list_page(
+        &app.account,
+        scope.kind,
+        &items,
+        next.as_deref(),
+    ))
 }
