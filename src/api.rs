@@ -94,11 +94,10 @@ async fn mesh_collection_ops(
     respond(writes, move || {
         let query = Query::parse(raw.as_deref());
         let scope = scope(ResourceKind::Mesh, String::new(), String::new());
-        let result = match method {
+        match method {
             Method::PUT => resources::create(&app, scope, &query, &body).into_response(),
             _ => resources::list(&app, scope, &query).into_response(),
-        };
-        result
+        }
     })
     .await
 }
