@@ -238,8 +238,9 @@ impl Hub {
             return lease(held.sender.subscribe());
         }
         let mut created = false;
-        let updates = {
-            let mut held = self.proxies.entry(proxy.clone()).or_insert_with(|| {
+        self.proxies
+            .entry(proxy.clone())
+            .or_insert_with(|| {
                 created = true;
                 Held {
                     sender: watch::channel(Arc::new(waiting())).0,
@@ -247,13 +248,19 @@ impl Hub {
                     config: Arc::new(ProxyConfig::default()),
                     waiting: true,
                 }
-            });
-            held.holders += 1;
-            held.sender.subscribe()
-        };
+            })
+            .holders += 1;
         if created {
+            // Compiled now if the compiler is free, before the stream subscribes: its
+            // first configuration is then what it starts from, not a change.
             self.queue(Queued::Compile(proxy.clone()));
         }
+        let updates = self
+            .proxies
+            .get(proxy)
+            .expect("held: this lease counts as a holder")
+            .sender
+            .subscribe();
         lease(updates)
     }
 
