@@ -27,6 +27,7 @@ mod route;
 pub mod secrets;
 mod shared;
 mod shared_services;
+mod shared_sides;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,12 +59,15 @@ pub fn compile_with_dependencies(
     (config, dependencies.to_set())
 }
 
-/// What the proxies of one compilation pass share: egress clusters, and virtual
-/// services as their clients reach them.
+/// What the proxies of one compilation pass share: egress clusters, virtual services
+/// as their clients reach them, and virtual nodes' outbound sides; and what is kept
+/// from earlier passes: inbound sides.
 #[derive(Clone, Copy)]
 struct Sharing<'s> {
     clusters: &'s shared::SharedClusters,
     services: &'s shared_services::SharedServices,
+    egress: &'s shared_sides::SharedEgress,
+    ingress: &'s shared_sides::SharedIngress,
 }
 
 /// Compiles `proxy`, taking egress clusters and compiled services from (and adding them
@@ -73,11 +77,15 @@ fn compile_sharing(
     proxy: &ProxyId,
     shared: Option<Sharing<'_>>,
 ) -> (ProxyConfig, dependencies::Dependencies) {
+    #[cfg(test)]
+    fault::check(proxy);
     let mut ctx = context::Context::new(snapshot, &proxy.mesh);
     if let Some(shared) = shared {
         ctx = ctx
             .with_shared(shared.clusters)
-            .with_services(shared.services);
+            .with_services(shared.services)
+            .with_egress(shared.egress)
+            .with_ingress(shared.ingress);
     }
     if ctx.mesh_spec().is_none() {
         ctx.diagnose(format!("mesh {} does not exist", proxy.mesh));
@@ -153,9 +161,13 @@ pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
     let proxies = all_proxies(snapshot);
     let clusters = shared::SharedClusters::default();
     let services = shared_services::SharedServices::default();
+    let egress = shared_sides::SharedEgress::default();
+    let ingress = shared_sides::SharedIngress::default();
     let shared = Sharing {
         clusters: &clusters,
         services: &services,
+        egress: &egress,
+        ingress: &ingress,
     };
     let compiled = compile_many(snapshot, &proxies, shared);
     proxies
@@ -169,6 +181,13 @@ pub fn compile_all(snapshot: &Snapshot) -> BTreeMap<ProxyId, ProxyConfig> {
 /// cost more than it saves.
 const PARALLEL_FROM: usize = 32;
 
+/// How many cores the machine gives this process, asked once: asking reads the cgroup
+/// files each time, which took longer than compiling a small pass.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Compiles `proxies` (with their dependency sets), in order, spread over the machine's
 /// cores when there are enough of them.
 fn compile_many(
@@ -181,10 +200,7 @@ fn compile_many(
             .map(|proxy| compile_sharing(snapshot, proxy, Some(shared)))
             .collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(proxies.len().div_ceil(PARALLEL_FROM))
-        .max(1);
+    let threads = cores().min(proxies.len().div_ceil(PARALLEL_FROM)).max(1);
     if threads == 1 {
         return compile(proxies);
     }
@@ -199,6 +215,70 @@ fn compile_many(
             .flat_map(|worker| worker.join().expect("compiling a proxy does not panic"))
             .collect()
     })
+}
+
+/// Faults for tests: compiling a proxy named here panics, as a bug in the compiler
+/// would, or pauses until the test lets it go on.
+#[cfg(test)]
+pub(crate) mod fault {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::mpsc;
+
+    use parking_lot::Mutex;
+
+    use super::ProxyId;
+
+    static PANICKING: Mutex<BTreeSet<ProxyId>> = Mutex::new(BTreeSet::new());
+    static PAUSING: Mutex<BTreeMap<ProxyId, Paused>> = Mutex::new(BTreeMap::new());
+
+    /// The compiler's side of a pause.
+    struct Paused {
+        reached: mpsc::Sender<()>,
+        resume: mpsc::Receiver<()>,
+    }
+
+    /// The test's side of a pause: `reached` receives once compiling the proxy has
+    /// begun, which then waits until `resume` is sent to.
+    pub struct Pause {
+        /// Says that the compilation is paused.
+        pub reached: mpsc::Receiver<()>,
+        /// Lets it go on.
+        pub resume: mpsc::Sender<()>,
+    }
+
+    /// From now on (until [`heal`]), compiling `proxy` panics.
+    pub fn panic_when_compiling(proxy: &ProxyId) {
+        PANICKING.lock().insert(proxy.clone());
+    }
+
+    /// Compiling `proxy` no longer panics.
+    pub fn heal(proxy: &ProxyId) {
+        PANICKING.lock().remove(proxy);
+    }
+
+    /// The next compilation of `proxy` pauses (once).
+    pub fn pause_when_compiling(proxy: &ProxyId) -> Pause {
+        let (reached, reached_rx) = mpsc::channel();
+        let (resume_tx, resume) = mpsc::channel();
+        PAUSING
+            .lock()
+            .insert(proxy.clone(), Paused { reached, resume });
+        Pause {
+            reached: reached_rx,
+            resume: resume_tx,
+        }
+    }
+
+    pub(super) fn check(proxy: &ProxyId) {
+        let paused = PAUSING.lock().remove(proxy);
+        if let Some(paused) = paused {
+            let _ = paused.reached.send(());
+            let _ = paused.resume.recv();
+        }
+        if PANICKING.lock().contains(proxy) {
+            panic!("compiling {proxy} panics (a fault injected by a test)");
+        }
+    }
 }
 
 /// The resource a change to `key` is seen through by the compiler's dependency sets: a

@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -104,6 +104,27 @@ struct Held {
     /// The compiled configuration the channel's snapshot was made from (its Cloud Map
     /// clusters are filled again from it when their instances change).
     config: Arc<ProxyConfig>,
+    /// Whether the proxy waits for its first compilation (queued while the compiler
+    /// was busy): its channel holds [`waiting`] until then.
+    waiting: bool,
+}
+
+/// What a proxy's streams hold before its first compilation: nothing to send (as for a
+/// proxy whose resource does not exist yet), and why.
+fn waiting() -> ProxySnapshot {
+    ProxySnapshot {
+        diagnostics: vec!["waiting for its first compilation".into()],
+        ..ProxySnapshot::default()
+    }
+}
+
+/// Work on the compiler asked for while another held it, done by whoever holds it next
+/// before letting go (so that no stream ever waits for a pass to end).
+enum Queued {
+    /// A proxy's first compilation.
+    Compile(ProxyId),
+    /// Forgetting a proxy that no stream holds any more.
+    Expire(ProxyId),
 }
 
 /// What the hub holds, for the status view: the figures that show whether per-proxy
@@ -141,7 +162,15 @@ impl Drop for ProxyLease {
 /// Shared state of the xDS server.
 pub struct Hub {
     store: Arc<Store>,
+    /// The compiler. Held by one pass at a time; a stream never waits for it (see
+    /// [`Hub::watch`]): what it needs done meanwhile is queued in `queued`.
     compiled: Mutex<Compiled>,
+    /// Work for the compiler's holder to do before it lets go.
+    queued: Mutex<Vec<Queued>>,
+    /// Proxies whose first compilation panicked, tried again at the next pass.
+    retry: Mutex<Vec<ProxyId>>,
+    /// How many proxies the compiler keeps (for [`Hub::counts`], which does not wait).
+    compiled_proxies: AtomicUsize,
     interner: Interner,
     proxies: DashMap<ProxyId, Held>,
     debounce: Duration,
@@ -178,6 +207,9 @@ impl Hub {
         Arc::new(Self {
             store,
             compiled: Mutex::new(compiled),
+            queued: Mutex::default(),
+            retry: Mutex::default(),
+            compiled_proxies: AtomicUsize::new(0),
             interner: Interner::default(),
             proxies: DashMap::new(),
             debounce,
@@ -192,7 +224,9 @@ impl Hub {
     }
 
     /// Holds `proxy`'s configuration channel, created (and its configuration compiled,
-    /// even if its resource does not exist yet) on first use.
+    /// even if its resource does not exist yet) on first use. Never waits for the
+    /// compiler: when a pass holds it, the new proxy's first compilation is queued for
+    /// the end of that pass, and its streams hold nothing to send until then.
     pub fn watch(self: &Arc<Self>, proxy: &ProxyId) -> ProxyLease {
         let lease = |updates| ProxyLease {
             hub: self.clone(),
@@ -203,25 +237,31 @@ impl Hub {
             held.holders += 1;
             return lease(held.sender.subscribe());
         }
-        let mut compiled = self.compiled.lock();
-        let mut held = self.proxies.entry(proxy.clone()).or_insert_with(|| {
-            let config = compiled.get(proxy);
-            // A configuration that fails the check is not sent; the proxy starts with
-            // nothing (as one whose resource does not exist yet).
-            let config = if passes_check(proxy, &config) {
-                config
-            } else {
-                Arc::new(ProxyConfig::default())
-            };
-            self.follow(proxy, None, Some(&config));
-            Held {
-                sender: watch::channel(Arc::new(self.encode(&config))).0,
-                holders: 0,
-                config,
-            }
-        });
-        held.holders += 1;
-        lease(held.sender.subscribe())
+        let mut created = false;
+        self.proxies
+            .entry(proxy.clone())
+            .or_insert_with(|| {
+                created = true;
+                Held {
+                    sender: watch::channel(Arc::new(waiting())).0,
+                    holders: 0,
+                    config: Arc::new(ProxyConfig::default()),
+                    waiting: true,
+                }
+            })
+            .holders += 1;
+        if created {
+            // Compiled now if the compiler is free, before the stream subscribes: its
+            // first configuration is then what it starts from, not a change.
+            self.queue(Queued::Compile(proxy.clone()));
+        }
+        let updates = self
+            .proxies
+            .get(proxy)
+            .expect("held: this lease counts as a holder")
+            .sender
+            .subscribe();
+        lease(updates)
     }
 
     /// One stream of `proxy` let go; after the last, the proxy's state goes once the
@@ -242,30 +282,103 @@ impl Hub {
                 let (hub, proxy, grace) = (self.clone(), proxy.clone(), self.grace);
                 runtime.spawn(async move {
                     tokio::time::sleep(grace).await;
-                    // Waiting for the compiler's lock: not on an async worker.
-                    let _ = tokio::task::spawn_blocking(move || hub.expire(&proxy)).await;
+                    hub.queue(Queued::Expire(proxy));
                 });
             }
-            _ => self.expire(proxy),
+            _ => self.queue(Queued::Expire(proxy.clone())),
         }
     }
 
-    /// Forgets `proxy` if no stream holds it.
-    fn expire(&self, proxy: &ProxyId) {
+    /// Queues `work` for the compiler, and does it now if no one holds the compiler
+    /// (never waiting for it).
+    fn queue(&self, work: Queued) {
+        self.queued.lock().push(work);
+        self.work_queued_if_free();
+    }
+
+    /// Holds the compiler for `pass` (waiting for it: not on an async worker), then does
+    /// the work queued meanwhile before letting go.
+    fn with_compiler<R>(&self, pass: impl FnOnce(&mut Compiled) -> R) -> R {
         let mut compiled = self.compiled.lock();
+        let result = pass(&mut compiled);
+        self.work_queued(&mut compiled);
+        drop(compiled);
+        // Work queued between the last look and letting go, unless another holds it
+        // now (who will do it).
+        self.work_queued_if_free();
+        result
+    }
+
+    /// Does the queued work, unless someone holds the compiler (who does it before
+    /// letting go).
+    fn work_queued_if_free(&self) {
+        while !self.queued.lock().is_empty() {
+            let Some(mut compiled) = self.compiled.try_lock() else {
+                return;
+            };
+            self.work_queued(&mut compiled);
+        }
+    }
+
+    /// Does the work queued for the compiler (held: `compiled`).
+    fn work_queued(&self, compiled: &mut Compiled) {
+        loop {
+            let queued = std::mem::take(&mut *self.queued.lock());
+            if queued.is_empty() {
+                break;
+            }
+            for work in queued {
+                match work {
+                    Queued::Compile(proxy) => self.compile_first(compiled, &proxy),
+                    Queued::Expire(proxy) => self.expire(compiled, &proxy),
+                }
+            }
+        }
+        compiled.drop_replaced();
+        self.compiled_proxies
+            .store(compiled.len(), Ordering::Relaxed);
+    }
+
+    /// Compiles `proxy` for the first time (if it is still held and waits for it) and
+    /// hands the result to its streams. A configuration that fails the check is not
+    /// sent; the proxy starts with nothing (as one whose resource does not exist yet).
+    fn compile_first(&self, compiled: &mut Compiled, proxy: &ProxyId) {
+        let Some(mut held) = self.proxies.get_mut(proxy) else {
+            return;
+        };
+        if !held.waiting {
+            return;
+        }
+        let config = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            compiled.get(proxy)
+        })) {
+            Ok(config) if passes_check(proxy, &config) => config,
+            Ok(_) => Arc::new(ProxyConfig::default()),
+            Err(_) => {
+                tracing::error!(%proxy, "compiling the proxy panicked; it is sent nothing until the next pass");
+                self.retry.lock().push(proxy.clone());
+                return;
+            }
+        };
+        self.follow(proxy, None, Some(&config));
+        held.sender.send_replace(Arc::new(self.encode(&config)));
+        held.config = config;
+        held.waiting = false;
+    }
+
+    /// Forgets `proxy` if no stream holds it.
+    fn expire(&self, compiled: &mut Compiled, proxy: &ProxyId) {
         if let Some((_, held)) = self.proxies.remove_if(proxy, |_, held| held.holders == 0) {
             self.follow(proxy, Some(&held.config), None);
             compiled.release(proxy);
-            compiled.drop_replaced();
         }
     }
 
     /// What the hub holds now.
     pub fn counts(&self) -> HubCounts {
-        let compiled_proxies = self.compiled.lock().len();
         HubCounts {
             proxy_states: self.proxies.len(),
-            compiled_proxies,
+            compiled_proxies: self.compiled_proxies.load(Ordering::Relaxed),
             last_recompiled: self.last_recompiled.load(Ordering::Relaxed),
             publications: self.publications.load(Ordering::Relaxed),
             distinct_resources: self.interner.len(),
@@ -337,43 +450,65 @@ impl Hub {
     }
 
     /// Recompiles what `snapshot` changed and publishes it; says how many proxies were
-    /// recompiled and how long it took until every stream was told.
+    /// recompiled and how long it took until every stream was told. A pass that panics
+    /// publishes nothing and leaves the compiler where it was, so the next pass
+    /// recompiles what this one could not.
     fn publish(
         &self,
         snapshot: Arc<crate::store::Snapshot>,
         changed_at: std::time::Instant,
     ) -> Publication {
         let started = std::time::Instant::now();
-        let mut compiled = self.compiled.lock();
-        let affected = compiled.update(snapshot);
-        let mut pushed = 0;
-        for proxy in &affected {
-            if let Some(mut held) = self.proxies.get_mut(proxy)
-                && self.offer(&mut held, proxy, compiled.get(proxy), changed_at)
-            {
-                pushed += 1;
+        let retry = std::mem::take(&mut *self.retry.lock());
+        self.queued
+            .lock()
+            .extend(retry.into_iter().map(Queued::Compile));
+        self.with_compiler(|compiled| {
+            let revision = snapshot.revision();
+            let affected = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                compiled.update(snapshot)
+            })) {
+                Ok(affected) => affected,
+                Err(_) => {
+                    tracing::error!(
+                        revision,
+                        "compiling the store's revision panicked; the proxies keep what they have"
+                    );
+                    return Publication {
+                        recompiled: 0,
+                        took: started.elapsed(),
+                    };
+                }
+            };
+            let mut pushed = 0;
+            for proxy in &affected {
+                if let Some(mut held) = self.proxies.get_mut(proxy)
+                    && self.offer(&mut held, proxy, compiled.get(proxy), changed_at)
+                {
+                    pushed += 1;
+                }
             }
-        }
-        self.publications.fetch_add(1, Ordering::Relaxed);
-        if !affected.is_empty() {
-            self.last_recompiled
-                .store(affected.len() as u64, Ordering::Relaxed);
-        }
-        let took = started.elapsed();
-        crate::metrics::compile_pass(affected.len(), took);
-        tracing::debug!(
-            recompiled = affected.len(),
-            pushed,
-            elapsed_us = took.as_micros() as u64,
-            "published a store revision"
-        );
-        // Only now, with every stream told: freeing the old configurations takes a
-        // while.
-        compiled.drop_replaced();
-        Publication {
-            recompiled: affected.len(),
-            took,
-        }
+            self.publications.fetch_add(1, Ordering::Relaxed);
+            if !affected.is_empty() {
+                self.last_recompiled
+                    .store(affected.len() as u64, Ordering::Relaxed);
+            }
+            let took = started.elapsed();
+            crate::metrics::compile_pass(affected.len(), took);
+            tracing::debug!(
+                recompiled = affected.len(),
+                pushed,
+                elapsed_us = took.as_micros() as u64,
+                "published a store revision"
+            );
+            // Only now, with every stream told: freeing the old configurations takes a
+            // while.
+            compiled.drop_replaced();
+            Publication {
+                recompiled: affected.len(),
+                took,
+            }
+        })
     }
 
     /// Sends `config` to `proxy`'s streams (`held`), unless they hold it already or it
@@ -662,7 +797,7 @@ mod tests {
         let mut dangling = compile_proxy(&store.snapshot(), &proxy);
         dangling.route_configs.insert(
             "rds_broken".into(),
-            RouteConfiguration {
+            Arc::new(RouteConfiguration {
                 name: "rds_broken".into(),
                 virtual_hosts: vec![VirtualHost {
                     name: "all".into(),
@@ -679,7 +814,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ..Default::default()
-            },
+            }),
         );
         let mut held = hub.proxies.get_mut(&proxy).unwrap();
         assert!(
@@ -693,6 +828,92 @@ mod tests {
         );
         assert!(!pushed.has_changed().unwrap());
         assert_eq!(*pushed.borrow(), before);
+    }
+
+    fn expected(store: &Store, proxy: &ProxyId) -> ProxySnapshot {
+        Interner::default().snapshot(&compile_proxy(&store.snapshot(), proxy))
+    }
+
+    /// A stream opened while a pass is compiling does not wait for the pass: it holds
+    /// nothing to send until its proxy's first compilation, which the pass does before
+    /// it ends.
+    #[test]
+    fn opening_a_stream_never_waits_for_a_pass_in_progress() {
+        let store = Arc::new(Store::in_memory(Default::default()));
+        let node = |name: &str, port: i64| {
+            crate::definition::put(
+                &store,
+                &serde_json::json!({
+                "meshName": "paused", "virtualNodeName": name, "spec": {
+                    "listeners": [{"portMapping": {"port": port, "protocol": "http"}}],
+                    "serviceDiscovery": {"dns": {"hostname": format!("{name}.local")}}}}),
+            )
+            .unwrap();
+        };
+        crate::definition::put(&store, &serde_json::json!({"meshName": "paused"})).unwrap();
+        node("a", 8000);
+        node("b", 8000);
+        let hub = Hub::new(store.clone(), Duration::ZERO, Duration::ZERO);
+        let (a, b) = (
+            ProxyId::virtual_node("paused", "a"),
+            ProxyId::virtual_node("paused", "b"),
+        );
+        let _a = hub.watch(&a);
+        node("a", 8001);
+        let pause = crate::compile::fault::pause_when_compiling(&a);
+        std::thread::scope(|scope| {
+            let pass = scope.spawn(|| hub.publish(store.snapshot(), std::time::Instant::now()));
+            pause.reached.recv().unwrap();
+            // The pass is compiling a: b's stream opens all the same.
+            let lease = hub.watch(&b);
+            assert!(
+                !lease.updates.borrow().exists,
+                "nothing to send before b is compiled"
+            );
+            pause.resume.send(()).unwrap();
+            assert_eq!(pass.join().unwrap().recompiled, 1);
+            assert_eq!(**lease.updates.borrow(), expected(&store, &b));
+        });
+    }
+
+    /// A pass whose compilation panics publishes nothing and leaves the compiler where
+    /// it was: the next pass brings the proxies what the failed one could not.
+    #[test]
+    fn a_pass_that_panics_leaves_the_previous_state_in_force() {
+        let store = Arc::new(Store::in_memory(Default::default()));
+        let node = |port: i64| {
+            crate::definition::put(
+                &store,
+                &serde_json::json!({
+                "meshName": "panics", "virtualNodeName": "a", "spec": {
+                    "listeners": [{"portMapping": {"port": port, "protocol": "http"}}],
+                    "serviceDiscovery": {"dns": {"hostname": "a.local"}}}}),
+            )
+            .unwrap();
+        };
+        crate::definition::put(&store, &serde_json::json!({"meshName": "panics"})).unwrap();
+        node(8000);
+        let hub = Hub::new(store.clone(), Duration::ZERO, Duration::ZERO);
+        let proxy = ProxyId::virtual_node("panics", "a");
+        let lease = hub.watch(&proxy);
+        let before = lease.updates.borrow().clone();
+        assert!(before.exists);
+
+        node(8001);
+        crate::compile::fault::panic_when_compiling(&proxy);
+        let failed = hub.publish(store.snapshot(), std::time::Instant::now());
+        crate::compile::fault::heal(&proxy);
+        assert_eq!(failed.recompiled, 0);
+        assert_eq!(
+            *lease.updates.borrow(),
+            before,
+            "the proxy keeps what it had"
+        );
+
+        // No new write: the next pass compiles the change the failed one could not.
+        let next = hub.publish(store.snapshot(), std::time::Instant::now());
+        assert_eq!(next.recompiled, 1);
+        assert_eq!(**lease.updates.borrow(), expected(&store, &proxy));
     }
 
     #[test]

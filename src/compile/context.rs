@@ -19,6 +19,7 @@ use super::names;
 use super::output::ProxyConfig;
 use super::shared::{SharedCluster, SharedClusters, SharedKey};
 use super::shared_services::{CompiledService, ServiceKey, SharedServices, UsedCluster};
+use super::shared_sides::{CompiledSide, EgressKey as SideKey, SharedEgress, SharedIngress};
 use super::tls;
 
 /// An egress cluster request: target node, requested port, and the client policy (by
@@ -42,6 +43,10 @@ pub struct Context<'a> {
     shared: Option<&'a SharedClusters>,
     /// Services compiled for the other proxies of the same pass.
     services: Option<&'a SharedServices>,
+    /// Outbound sides compiled for the other proxies of the same pass.
+    sides: Option<&'a SharedEgress>,
+    /// Inbound sides kept from earlier compilations.
+    inbound: Option<&'a SharedIngress>,
     /// The target node and port of each egress cluster used, by cluster name.
     egress_targets: BTreeMap<String, (String, i64)>,
 }
@@ -58,6 +63,8 @@ impl<'a> Context<'a> {
             mesh_spec: None,
             shared: None,
             services: None,
+            sides: None,
+            inbound: None,
             egress_targets: BTreeMap::new(),
         }
     }
@@ -67,6 +74,8 @@ impl<'a> Context<'a> {
         Context {
             shared: self.shared,
             services: self.services,
+            sides: self.sides,
+            inbound: self.inbound,
             ..Context::new(self.snapshot, self.mesh)
         }
     }
@@ -101,6 +110,120 @@ impl<'a> Context<'a> {
     pub fn with_services(mut self, services: &'a SharedServices) -> Self {
         self.services = Some(services);
         self
+    }
+
+    /// Shares virtual nodes' outbound sides with the other proxies compiled with `sides`.
+    pub fn with_egress(mut self, sides: &'a SharedEgress) -> Self {
+        self.sides = Some(sides);
+        self
+    }
+
+    /// Takes virtual nodes' inbound sides from (and keeps them in) `inbound`.
+    pub fn with_ingress(mut self, inbound: &'a SharedIngress) -> Self {
+        self.inbound = Some(inbound);
+        self
+    }
+
+    /// Virtual node `node`'s inbound side (listener, route configurations, local
+    /// clusters), built by `build`; with kept inbound sides, built once for these very
+    /// node and mesh resources (in a fresh context) and absorbed. Kept only when it is
+    /// the first thing compiled into this proxy, so that absorbing it gives what
+    /// building it here would.
+    pub fn ingress_side(&mut self, node: &str, build: impl FnOnce(&mut Context<'a>)) {
+        let empty = self.out.listeners.is_empty()
+            && self.out.clusters.is_empty()
+            && self.out.route_configs.is_empty()
+            && self.out.endpoints.is_empty()
+            && self.out.diagnostics.is_empty();
+        let snapshot: &'a Snapshot = self.snapshot;
+        let resources = snapshot
+            .get(&ResourceKey::in_mesh(
+                ResourceKind::VirtualNode,
+                self.mesh,
+                node,
+            ))
+            .zip(snapshot.get(&ResourceKey::mesh(self.mesh)));
+        let (Some(inbound), Some((node, mesh)), true) = (self.inbound, resources, empty) else {
+            build(self);
+            return;
+        };
+        let side = inbound.get(node, mesh).unwrap_or_else(|| {
+            let mut child = self.child();
+            build(&mut child);
+            let side = Arc::new(child.into_side());
+            inbound.insert(node, mesh, side.clone());
+            side
+        });
+        self.absorb_side(&side);
+    }
+
+    /// A virtual node's outbound side (listener, route configurations, clusters), built
+    /// by `build`; with shared outbound sides, built once per pass for every node of
+    /// the same `key` (in a fresh context) and absorbed into each. Shared only while
+    /// this proxy has said nothing yet, so that the side's diagnostics follow the
+    /// proxy's own as they would had it been built here.
+    pub fn egress_side(
+        &mut self,
+        key: impl FnOnce() -> SideKey,
+        build: impl FnOnce(&mut Context<'a>),
+    ) {
+        let Some(sides) = self.sides.filter(|_| self.out.diagnostics.is_empty()) else {
+            build(self);
+            return;
+        };
+        let key = key();
+        let side = sides.get(&key).unwrap_or_else(|| {
+            let mut child = self.child();
+            build(&mut child);
+            let side = Arc::new(child.into_side());
+            sides.insert(key, side.clone());
+            side
+        });
+        self.absorb_side(&side);
+    }
+
+    /// Adds a side compiled apart to this proxy (whose resources it does not name).
+    fn absorb_side(&mut self, side: &CompiledSide) {
+        let out = &mut self.out;
+        out.listeners.extend(
+            side.listeners
+                .iter()
+                .map(|(name, listener)| (name.clone(), listener.clone())),
+        );
+        out.route_configs.extend(
+            side.route_configs
+                .iter()
+                .map(|(name, config)| (name.clone(), config.clone())),
+        );
+        out.clusters.extend(
+            side.clusters
+                .iter()
+                .map(|(name, cluster)| (name.clone(), cluster.clone())),
+        );
+        out.endpoints.extend(
+            side.endpoints
+                .iter()
+                .map(|(name, endpoints)| (name.clone(), endpoints.clone())),
+        );
+        out.cloud_map.extend(
+            side.cloud_map
+                .iter()
+                .map(|(name, target)| (name.clone(), target.clone())),
+        );
+        out.diagnostics.extend(side.diagnostics.iter().cloned());
+        self.dependencies.merge(&side.dependencies);
+    }
+
+    fn into_side(self) -> CompiledSide {
+        CompiledSide {
+            listeners: self.out.listeners,
+            route_configs: self.out.route_configs,
+            clusters: self.out.clusters,
+            endpoints: self.out.endpoints,
+            cloud_map: self.out.cloud_map,
+            diagnostics: self.out.diagnostics,
+            dependencies: self.dependencies,
+        }
     }
 
     /// Records (once) that backends reach `target`'s listener on `port` with different

@@ -30,6 +30,14 @@ impl Dependencies {
         }
     }
 
+    /// Records everything that `other` (a part of the same proxy compiled apart) read.
+    pub fn merge(&mut self, other: &Dependencies) {
+        self.own.extend(other.own.iter().cloned());
+        for service in &other.services {
+            self.absorb(service);
+        }
+    }
+
     /// Every resource read; a resource may come more than once.
     pub fn keys(&self) -> impl Iterator<Item = &ResourceKey> {
         self.own

@@ -182,7 +182,7 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
         let route_config = names::ingress_route_config(proto.as_str(), port);
         ctx.out.route_configs.insert(
             route_config.clone(),
-            RouteConfiguration {
+            Arc::new(RouteConfiguration {
                 name: route_config.clone(),
                 virtual_hosts: vec![VirtualHost {
                     name: "self_redirect".into(),
@@ -191,7 +191,7 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
                     ..Default::default()
                 }],
                 ..Default::default()
-            },
+            }),
         );
         let filter = listener::http_connection_manager("ingress", &route_config, &logs);
         let tls: Option<ListenerTls> = listener.tls.as_ref().map(Into::into);
@@ -209,7 +209,7 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
         }
         ctx.out.listeners.insert(
             listener_name.clone(),
-            listener::listener(
+            Arc::new(listener::listener(
                 listener_name,
                 port as u32,
                 ipv6,
@@ -217,7 +217,7 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
                 chains,
                 listener::listener_filters(false, inspect_tls),
                 None,
-            ),
+            )),
         );
     }
 }
@@ -337,18 +337,18 @@ fn egress(
     let route_config = names::egress_route_config("http", names::EGRESS_PORT as i64);
     ctx.out.route_configs.insert(
         route_config.clone(),
-        RouteConfiguration {
+        Arc::new(RouteConfiguration {
             name: route_config.clone(),
             virtual_hosts: hosts,
             ..Default::default()
-        },
+        }),
     );
     let filter = listener::http_connection_manager("egress", &route_config, logs);
     let chain = listener::chain("egress".into(), None, None, filter, None);
     let name = names::egress_listener();
     ctx.out.listeners.insert(
         name.clone(),
-        listener::listener(
+        Arc::new(listener::listener(
             name,
             names::EGRESS_PORT,
             ipv6,
@@ -356,7 +356,7 @@ fn egress(
             vec![chain],
             Vec::new(),
             None,
-        ),
+        )),
     );
     labels
 }

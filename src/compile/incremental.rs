@@ -13,8 +13,10 @@ use crate::store::Snapshot;
 use super::dependencies::Dependencies;
 use super::shared::SharedClusters;
 use super::shared_services::SharedServices;
+use super::shared_sides::{SharedEgress, SharedIngress};
 use super::{
-    ProxyConfig, ProxyId, Sharing, all_proxies, compile_many, compile_sharing, dependency_key,
+    ProxyConfig, ProxyId, ProxyKind, Sharing, all_proxies, compile_many, compile_sharing,
+    dependency_key,
 };
 
 /// Which proxies a [`Compiled`] keeps.
@@ -40,6 +42,12 @@ pub struct Compiled {
     dependents: FxHashMap<ResourceKey, FxHashSet<ProxyId>>,
     /// Egress clusters shared between proxies, kept while their inputs are current.
     shared: SharedClusters,
+    /// Virtual nodes' inbound sides, kept while their inputs are current.
+    ingress: SharedIngress,
+    /// Services and outbound sides compiled from `snapshot`, shared by the proxies
+    /// compiled from it (the next snapshot may change any of them).
+    services: SharedServices,
+    egress: SharedEgress,
     /// Configurations replaced by the last update, dropped by [`Compiled::drop_replaced`]
     /// (or at the next update) so that freeing them need not delay publishing the new
     /// ones.
@@ -75,6 +83,9 @@ impl Compiled {
             return false;
         };
         self.replaced.push(config);
+        if proxy.kind == ProxyKind::VirtualNode {
+            self.ingress.forget(&proxy.mesh, &proxy.name);
+        }
         if let Some(dependencies) = self.dependencies.remove(proxy) {
             self.unindex(proxy, &dependencies);
         }
@@ -98,7 +109,7 @@ impl Compiled {
         if let Some(config) = self.proxies.get(proxy) {
             return config.clone();
         }
-        self.compile_one(proxy, &SharedServices::default());
+        self.compile_one(proxy);
         self.proxies[proxy].clone()
     }
 
@@ -112,11 +123,14 @@ impl Compiled {
         &self.snapshot
     }
 
-    /// Compiles `proxy`, sharing services with the others of the same update.
-    fn compile_one(&mut self, proxy: &ProxyId, services: &SharedServices) {
+    /// Compiles `proxy`, sharing services and outbound sides with the others compiled
+    /// from the same snapshot.
+    fn compile_one(&mut self, proxy: &ProxyId) {
         let sharing = Sharing {
             clusters: &self.shared,
-            services,
+            services: &self.services,
+            egress: &self.egress,
+            ingress: &self.ingress,
         };
         let (config, dependencies) = compile_sharing(&self.snapshot, proxy, Some(sharing));
         self.record(proxy.clone(), config, dependencies);
@@ -178,16 +192,20 @@ impl Compiled {
 
     /// Moves to `snapshot`, recompiling only the proxies whose inputs changed. Returns
     /// the proxies whose configuration was recompiled (including new ones).
+    ///
+    /// Nothing is kept of a pass that panics: the compiler stays at the snapshot it had
+    /// (only its caches, which hold nothing a snapshot does not decide, may have moved),
+    /// so the next update recompiles what this one could not.
     pub fn update(&mut self, snapshot: Arc<Snapshot>) -> BTreeSet<ProxyId> {
         self.drop_replaced();
         let changes = snapshot.changes_since(&self.snapshot);
-        self.snapshot = snapshot;
         if !changes.is_empty() {
-            self.shared.retain_current(&self.snapshot);
+            self.shared.retain_current(&snapshot);
+            self.ingress.retain_current(&snapshot);
         }
         let mut affected = BTreeSet::new();
         if self.scope == Scope::Every && self.proxies.is_empty() {
-            affected.extend(all_proxies(&self.snapshot));
+            affected.extend(all_proxies(&snapshot));
         }
         for change in &changes {
             let key = change.key();
@@ -208,14 +226,24 @@ impl Compiled {
         if self.scope == Scope::Held {
             affected.retain(|proxy| self.proxies.contains_key(proxy));
         }
-        // Services are shared within one update only: the next may change any of them.
+        // Services and outbound sides are shared within one update only: the next may
+        // change any of them.
         let services = SharedServices::default();
+        let egress = SharedEgress::default();
         let sharing = Sharing {
             clusters: &self.shared,
             services: &services,
+            egress: &egress,
+            ingress: &self.ingress,
         };
         let proxies: Vec<ProxyId> = affected.iter().cloned().collect();
-        let compiled = compile_many(&self.snapshot, &proxies, sharing);
+        // Compiled before anything is kept, so that a panic leaves the previous state.
+        let compiled = compile_many(&snapshot, &proxies, sharing);
+        if !changes.is_empty() {
+            self.services = services;
+            self.egress = egress;
+        }
+        self.snapshot = snapshot;
         for (proxy, (config, dependencies)) in proxies.into_iter().zip(compiled) {
             self.record(proxy, config, dependencies);
         }

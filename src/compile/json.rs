@@ -43,9 +43,9 @@ pub fn message_json<M: Message>(full_name: &str, message: &M) -> Value {
 /// `endpoints` (each in name order) and `diagnostics`.
 pub fn config_json(config: &ProxyConfig) -> Value {
     json!({
-        "listeners": config.listeners.values().map(|l| message_json("envoy.config.listener.v3.Listener", l)).collect::<Vec<_>>(),
+        "listeners": config.listeners.values().map(|l| message_json("envoy.config.listener.v3.Listener", l.as_ref())).collect::<Vec<_>>(),
         "clusters": config.clusters.values().map(|c| message_json("envoy.config.cluster.v3.Cluster", c.as_ref())).collect::<Vec<_>>(),
-        "route_configs": config.route_configs.values().map(|r| message_json("envoy.config.route.v3.RouteConfiguration", r)).collect::<Vec<_>>(),
+        "route_configs": config.route_configs.values().map(|r| message_json("envoy.config.route.v3.RouteConfiguration", r.as_ref())).collect::<Vec<_>>(),
         "endpoints": config.endpoints.values().map(|e| message_json("envoy.config.endpoint.v3.ClusterLoadAssignment", e)).collect::<Vec<_>>(),
         "diagnostics": config.diagnostics,
     })
@@ -67,14 +67,14 @@ pub fn static_bootstrap(
         .map(|(name, r)| {
             (
                 name.clone(),
-                message_json("envoy.config.route.v3.RouteConfiguration", r),
+                message_json("envoy.config.route.v3.RouteConfiguration", r.as_ref()),
             )
         })
         .collect();
     let mut listeners: Vec<Value> = config
         .listeners
         .values()
-        .map(|l| message_json("envoy.config.listener.v3.Listener", l))
+        .map(|l| message_json("envoy.config.listener.v3.Listener", l.as_ref()))
         .collect();
     for listener in &mut listeners {
         inline_routes(listener, &routes);

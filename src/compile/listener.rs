@@ -32,7 +32,7 @@ use crate::model::spec::LoggingFormat;
 use super::envoy::{ads_config_source, any, socket_address, tls_transport_socket};
 
 /// Where an access log goes and in which format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccessLogFile {
     /// The file path (`/dev/stdout` is common).
     pub path: String,

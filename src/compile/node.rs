@@ -16,6 +16,7 @@ use super::envoy::duration;
 use super::listener::{self, AccessLogFile};
 use super::names;
 use super::route;
+use super::shared_sides::EgressKey;
 use super::tls;
 
 /// Access logs of a virtual node or gateway spec's `logging`.
@@ -136,8 +137,20 @@ pub fn compile(ctx: &mut Context<'_>, name: &str) {
         file.map(|f| f.path.as_str()),
         file.and_then(|f| f.format.as_ref()),
     );
-    ingress(ctx, name, node, ip, ipv6, &logs);
-    egress(ctx, node, ipv6, &logs);
+    ctx.ingress_side(name, |ctx| ingress(ctx, name, node, ip, ipv6, &logs));
+    let mesh = ctx.mesh;
+    ctx.egress_side(
+        || {
+            EgressKey::new(
+                mesh,
+                node.backends.as_ref(),
+                node.backend_defaults.as_ref(),
+                ipv6,
+                &logs,
+            )
+        },
+        |ctx| egress(ctx, node, ipv6, &logs),
+    );
 }
 
 fn ingress(
@@ -187,7 +200,7 @@ fn ingress(
             let routes = vec![route::catch_all(name, &local, timeout.as_ref())];
             ctx.out.route_configs.insert(
                 route_config.clone(),
-                RouteConfiguration {
+                Arc::new(RouteConfiguration {
                     name: route_config.clone(),
                     virtual_hosts: vec![VirtualHost {
                         name: name.to_string(),
@@ -196,7 +209,7 @@ fn ingress(
                         ..Default::default()
                     }],
                     ..Default::default()
-                },
+                }),
             );
             listener::http_connection_manager(&stat_prefix, &route_config, logs)
         };
@@ -222,7 +235,7 @@ fn ingress(
     }
     ctx.out.listeners.insert(
         listener_name.clone(),
-        listener::listener(
+        Arc::new(listener::listener(
             listener_name,
             names::INGRESS_PORT,
             ipv6,
@@ -230,7 +243,7 @@ fn ingress(
             chains,
             listener::listener_filters(true, inspect_tls),
             None,
-        ),
+        )),
     );
 }
 
@@ -292,11 +305,11 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
                 let route_config = names::egress_route_config(protocol.as_str(), port);
                 ctx.out.route_configs.insert(
                     route_config.clone(),
-                    RouteConfiguration {
+                    Arc::new(RouteConfiguration {
                         name: route_config.clone(),
                         virtual_hosts: hosts,
                         ..Default::default()
-                    },
+                    }),
                 );
                 listener::http_connection_manager("egress", &route_config, logs)
             }
@@ -366,7 +379,7 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
     let name = names::egress_listener();
     ctx.out.listeners.insert(
         name.clone(),
-        listener::listener(
+        Arc::new(listener::listener(
             name,
             names::EGRESS_PORT,
             ipv6,
@@ -374,7 +387,7 @@ fn egress(ctx: &mut Context<'_>, node: &VirtualNodeSpec, ipv6: bool, logs: &[Acc
             chains,
             listener::egress_listener_filters(),
             default_chain,
-        ),
+        )),
     );
 }
 

@@ -20,12 +20,13 @@ use crate::certificates::SecretQuery;
 /// One Envoy proxy's complete configuration, each map sorted by resource name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxyConfig {
-    /// Listeners (LDS).
-    pub listeners: BTreeMap<String, Listener>,
+    /// Listeners (LDS); a virtual node's outbound listener is shared between proxies.
+    pub listeners: BTreeMap<String, Arc<Listener>>,
     /// Clusters (CDS); egress clusters are shared between proxies.
     pub clusters: BTreeMap<String, Arc<Cluster>>,
-    /// Route configurations (RDS).
-    pub route_configs: BTreeMap<String, RouteConfiguration>,
+    /// Route configurations (RDS); a virtual node's outbound ones are shared between
+    /// proxies.
+    pub route_configs: BTreeMap<String, Arc<RouteConfiguration>>,
     /// Endpoint assignments of EDS clusters: for Cloud Map clusters, an empty one that
     /// the hub fills from the endpoint source (see `cloud_map`).
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
@@ -141,8 +142,10 @@ impl ProxyConfig {
             ResourceType::Endpoint => encode(self.endpoints.iter()),
             // Secrets are not compiled: the hub serves them from the certificate source.
             ResourceType::Secret => Vec::new(),
-            ResourceType::Listener => encode(self.listeners.iter()),
-            ResourceType::RouteConfiguration => encode(self.route_configs.iter()),
+            ResourceType::Listener => encode(self.listeners.iter().map(|(n, l)| (n, l.as_ref()))),
+            ResourceType::RouteConfiguration => {
+                encode(self.route_configs.iter().map(|(n, r)| (n, r.as_ref())))
+            }
         }
     }
 

@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use parking_lot::Mutex;
 
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -129,41 +131,53 @@ impl ProxySnapshot {
 }
 
 /// Shares encoded resources: a resource with the same type, name and version is held
-/// once, however many proxies are served it. Clusters, which the compiler already shares
-/// between proxies as `Arc`s, are also encoded once per `Arc` rather than once per proxy.
+/// once, however many proxies are served it. Clusters, listeners and route
+/// configurations, which the compiler shares between proxies as `Arc`s where they are
+/// the same, are also encoded once per `Arc` rather than once per proxy.
 #[derive(Debug, Default)]
 pub struct Interner {
     resources: Mutex<HashMap<(ResourceType, String, String), Weak<XdsResource>>>,
-    clusters: Mutex<ClusterEncodings>,
+    clusters: Mutex<Encodings<Cluster>>,
+    listeners: Mutex<Encodings<Listener>>,
+    route_configs: Mutex<Encodings<RouteConfiguration>>,
 }
 
-/// Encoded clusters by the address of the compiled cluster. The `Weak` keeps that
-/// allocation, so the address cannot be reused by another cluster while the entry lives.
-#[derive(Debug, Default)]
-struct ClusterEncodings {
-    entries: HashMap<usize, (Weak<Cluster>, Arc<XdsResource>)>,
-    /// Entries of dropped clusters are pruned when the map reaches this size.
+/// Encoded messages by the address of the compiled message. The `Weak` keeps that
+/// allocation, so the address cannot be reused by another message while the entry lives.
+#[derive(Debug)]
+struct Encodings<M> {
+    entries: HashMap<usize, (Weak<M>, Arc<XdsResource>)>,
+    /// Entries of dropped messages are pruned when the map reaches this size.
     prune_at: usize,
 }
 
-impl ClusterEncodings {
-    /// The encoding of `cluster` (named `name`), made by `encode` if not held yet.
+impl<M> Default for Encodings<M> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            prune_at: 0,
+        }
+    }
+}
+
+impl<M> Encodings<M> {
+    /// The encoding of `message` (named `name`), made by `encode` if not held yet.
     fn get_or_encode(
         &mut self,
         name: &str,
-        cluster: &Arc<Cluster>,
+        message: &Arc<M>,
         encode: impl FnOnce() -> Arc<XdsResource>,
     ) -> Arc<XdsResource> {
-        let address = Arc::as_ptr(cluster) as usize;
+        let address = Arc::as_ptr(message) as usize;
         if let Some((weak, encoded)) = self.entries.get(&address)
-            && Weak::as_ptr(weak) == Arc::as_ptr(cluster)
+            && Weak::as_ptr(weak) == Arc::as_ptr(message)
             && encoded.name == name
         {
             return encoded.clone();
         }
         let encoded = encode();
         self.entries
-            .insert(address, (Arc::downgrade(cluster), encoded.clone()));
+            .insert(address, (Arc::downgrade(message), encoded.clone()));
         if self.entries.len() >= self.prune_at {
             self.entries.retain(|_, (weak, _)| weak.strong_count() > 0);
             self.prune_at = (self.entries.len() * 2).max(1024);
@@ -211,6 +225,24 @@ fn intern_all(
         .collect()
 }
 
+/// `messages` (of type `kind`) by name, each encoded once per `Arc` and interned.
+fn encode_shared<M: prost::Message>(
+    held: &mut HashMap<(ResourceType, String, String), Weak<XdsResource>>,
+    encodings: &mut Encodings<M>,
+    kind: ResourceType,
+    messages: &BTreeMap<String, Arc<M>>,
+) -> BTreeMap<String, Arc<XdsResource>> {
+    messages
+        .iter()
+        .map(|(name, message)| {
+            let encoded = encodings.get_or_encode(name, message, || {
+                intern(held, kind, EncodedResource::of(name, message.as_ref()))
+            });
+            (name.clone(), encoded)
+        })
+        .collect()
+}
+
 impl Interner {
     /// Encodes `config` into a snapshot, reusing resources already held.
     pub fn snapshot(&self, config: &ProxyConfig) -> ProxySnapshot {
@@ -229,21 +261,21 @@ impl Interner {
         let mut types = BTreeMap::new();
         let mut held = self.resources.lock();
         let mut clusters = self.clusters.lock();
+        let mut listeners = self.listeners.lock();
+        let mut route_configs = self.route_configs.lock();
         for kind in ResourceType::ALL {
             let resources = match kind {
-                ResourceType::Cluster => config
-                    .clusters
-                    .iter()
-                    .map(|(name, cluster)| {
-                        let encoded = clusters.get_or_encode(name, cluster, || {
-                            intern(&mut held, kind, EncodedResource::of(name, cluster.as_ref()))
-                        });
-                        (name.clone(), encoded)
-                    })
-                    .collect(),
+                ResourceType::Cluster => {
+                    encode_shared(&mut held, &mut clusters, kind, &config.clusters)
+                }
                 ResourceType::Endpoint => intern_all(&mut held, kind, encode_each(endpoints)),
                 ResourceType::Secret => intern_all(&mut held, kind, encode_each(secrets)),
-                _ => intern_all(&mut held, kind, config.encoded(kind)),
+                ResourceType::Listener => {
+                    encode_shared(&mut held, &mut listeners, kind, &config.listeners)
+                }
+                ResourceType::RouteConfiguration => {
+                    encode_shared(&mut held, &mut route_configs, kind, &config.route_configs)
+                }
             };
             types.insert(kind, TypeSnapshot::new(resources));
         }
