@@ -217,6 +217,12 @@ fn compile_many(
     })
 }
 
+/// The resource a change to `key` is seen through by the compiler's dependency sets: a
+/// route through its router, a gateway route through its gateway, anything else itself.
+pub fn dependency_key(key: &ResourceKey) -> ResourceKey {
+    key.parent_key().unwrap_or_else(|| key.clone())
+}
+
 /// Faults for tests: compiling a proxy named here panics, as a bug in the compiler
 /// would, or pauses until the test lets it go on.
 #[cfg(test)]
@@ -279,10 +285,4 @@ pub(crate) mod fault {
             panic!("compiling {proxy} panics (a fault injected by a test)");
         }
     }
-}
-
-/// The resource a change to `key` is seen through by the compiler's dependency sets: a
-/// route through its router, a gateway route through its gateway, anything else itself.
-pub fn dependency_key(key: &ResourceKey) -> ResourceKey {
-    key.parent_key().unwrap_or_else(|| key.clone())
 }
