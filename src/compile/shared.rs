@@ -98,13 +98,8 @@ impl SharedClusters {
 
     /// Forgets clusters built from resources that `snapshot` no longer holds as they were.
     pub fn retain_current(&self, snapshot: &Snapshot) {
-        let current = |resource: &Arc<Resource>| {
-            snapshot
-                .get(&resource.key)
-                .is_some_and(|now| Arc::ptr_eq(now, resource))
-        };
         self.entries
             .lock()
-            .retain(|_, entry| current(&entry.target) && current(&entry.mesh));
+            .retain(|_, entry| snapshot.holds(&entry.target) && snapshot.holds(&entry.mesh));
     }
 }

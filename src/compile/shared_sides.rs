@@ -151,13 +151,8 @@ impl SharedIngress {
     /// Forgets inbound sides compiled from resources that `snapshot` no longer holds as
     /// they were.
     pub fn retain_current(&self, snapshot: &Snapshot) {
-        let current = |resource: &Arc<Resource>| {
-            snapshot
-                .get(&resource.key)
-                .is_some_and(|now| Arc::ptr_eq(now, resource))
-        };
         self.entries
             .lock()
-            .retain(|_, kept| current(&kept.node) && current(&kept.mesh));
+            .retain(|_, kept| snapshot.holds(&kept.node) && snapshot.holds(&kept.mesh));
     }
 }

@@ -84,6 +84,13 @@ impl Snapshot {
         self.resources.get(key)
     }
 
+    /// Whether this snapshot holds exactly `resource` (the same `Arc`, not an equal copy
+    /// or a later version): what caches built from a resource check to stay current.
+    pub fn holds(&self, resource: &Arc<Resource>) -> bool {
+        self.get(&resource.key)
+            .is_some_and(|now| Arc::ptr_eq(now, resource))
+    }
+
     /// Every resource, in key order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
         self.resources.values()
