@@ -5,10 +5,10 @@
 //! loopback port.
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/target-store cargo build --release --example store_scale
-//! /work/target-store/release/examples/store_scale                      # 1k, 10k, 100k; embedded and memory
-//! /work/target-store/release/examples/store_scale --sizes 1000,10000 --store embedded --samples 200
-//! /work/target-store/release/examples/store_scale --sizes 0 --store memory   # list/describe only
+//! cargo build --release --example store_scale
+//! target/release/examples/store_scale                      # 1k, 10k, 100k; embedded and memory
+//! target/release/examples/store_scale --sizes 1000,10000 --store embedded --samples 200
+//! target/release/examples/store_scale --sizes 0 --store memory   # list/describe only
 //! ```
 //!
 //! For each store (`--store embedded`, the durable default, in a temporary data
