@@ -246,7 +246,8 @@ impl Store {
         )
     }
 
-    /// Runs `decide` on the latest snapshot under the writer lock and commits the
+    /// Runs `decide` on the latest state, one write at a time (with group commit, that
+    /// state includes the writes decided before it and not yet durable), and commits the
     /// records it returns as one write (one revision, durable like any other, seen by
     /// every replica), then returns its answer. An empty [`RecordWrite`] commits
     /// nothing. `decide`'s own refusal commits nothing and comes back as
